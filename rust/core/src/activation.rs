@@ -1,0 +1,397 @@
+//! Smooth activations and their *increments* computed without cancellation.
+//!
+//! The deviation formulation of the flow (see `flow.rs`) needs, for a unit with
+//! pre-activation `z0` moved by a small `b`:
+//!   D1 = σ(z0+b) - σ(z0),
+//!   D2 = σ(z0+b) - σ(z0) - σ'(z0) b   (second-order Taylor remainder),
+//!   E1 = σ'(z0+b) - σ'(z0),
+//! each to full *relative* precision even when `b` is 1e-10. Subtracting the
+//! rounded values directly would lose everything at large alpha, so each
+//! activation uses an addition formula (tanh, sigmoid), log1p/expm1 (softplus)
+//! or a Taylor series (erf) for small `b`, and direct differences for large `b`.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Tanh,
+    Sigmoid,
+    Erf,
+    Softplus,
+}
+
+/// Below this |b| the series/addition-formula branches are used.
+const SMALL: f64 = 0.5;
+
+/// Per-unit quantities at the initial pre-activation, precomputed once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Base {
+    pub z0: f64,
+    /// σ(z0)
+    pub s0: f64,
+    /// σ'(z0)
+    pub s1: f64,
+    /// tanh(z0) for tanh, tanh(z0/2) for sigmoid/softplus, unused for erf
+    pub t: f64,
+    /// sech²(z0) for tanh, sech²(z0/2) for sigmoid/softplus
+    pub sech2: f64,
+}
+
+/// Increments of one unit (see module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Delta {
+    pub d1: f64,
+    pub d2: f64,
+    pub e1: f64,
+}
+
+pub const NAMES: [&str; 4] = ["tanh", "sigmoid", "erf", "softplus"];
+
+impl Activation {
+    pub fn parse(name: &str) -> Result<Activation> {
+        match name.to_ascii_lowercase().as_str() {
+            "tanh" => Ok(Activation::Tanh),
+            "sigmoid" | "logistic" => Ok(Activation::Sigmoid),
+            "erf" => Ok(Activation::Erf),
+            "softplus" => Ok(Activation::Softplus),
+            "relu" => Err(Error::invalid(
+                "activation",
+                "relu is not accepted: its derivative jumps at 0, so Lip(Dh) is infinite and \
+                 Theorem 1.2 says nothing (Lemma 2.1 needs bounded sigma', sigma'', sigma'''); \
+                 use softplus for a smooth ReLU-like unit. Accepted: tanh, sigmoid, erf, softplus",
+            )),
+            other => Err(Error::invalid(
+                "activation",
+                format!("unknown activation {other:?}; accepted: tanh, sigmoid, erf, softplus"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Erf => "erf",
+            Activation::Softplus => "softplus",
+        }
+    }
+
+    /// σ(z)
+    pub fn value(self, z: f64) -> f64 {
+        match self {
+            Activation::Tanh => z.tanh(),
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Erf => libm::erf(z),
+            Activation::Softplus => softplus(z),
+        }
+    }
+
+    /// σ'(z)
+    pub fn deriv(self, z: f64) -> f64 {
+        match self {
+            Activation::Tanh => sech2(z),
+            Activation::Sigmoid => 0.25 * sech2(0.5 * z),
+            Activation::Erf => FRAC_2_SQRT_PI * (-z * z).exp(),
+            Activation::Softplus => sigmoid(z),
+        }
+    }
+
+    /// (sup|σ|, sup|σ'|, sup|σ''|) over the real line; sup|σ| is infinite for softplus.
+    pub fn sup_norms(self) -> (f64, f64, f64) {
+        let sqrt3 = 3f64.sqrt();
+        match self {
+            Activation::Tanh => (1.0, 1.0, 4.0 / (3.0 * sqrt3)),
+            Activation::Sigmoid => (1.0, 0.25, 1.0 / (6.0 * sqrt3)),
+            Activation::Erf => (
+                1.0,
+                FRAC_2_SQRT_PI,
+                2.0 * 2f64.sqrt() / (std::f64::consts::PI * std::f64::consts::E).sqrt(),
+            ),
+            Activation::Softplus => (f64::INFINITY, 1.0, 0.25),
+        }
+    }
+
+    pub fn base(self, z0: f64) -> Base {
+        let (t, sech2_) = match self {
+            Activation::Tanh => (z0.tanh(), sech2(z0)),
+            Activation::Sigmoid | Activation::Softplus => ((0.5 * z0).tanh(), sech2(0.5 * z0)),
+            Activation::Erf => (0.0, 0.0),
+        };
+        Base { z0, s0: self.value(z0), s1: self.deriv(z0), t, sech2: sech2_ }
+    }
+
+    /// Increments D1, D2, E1 of a unit at `base` moved by `b`.
+    #[inline]
+    pub fn delta(self, base: &Base, b: f64) -> Delta {
+        match self {
+            Activation::Tanh => tanh_delta(base.z0, base.t, base.sech2, b),
+            Activation::Sigmoid => {
+                // σ(x) = (1 + tanh(x/2)) / 2
+                let d = tanh_delta(0.5 * base.z0, base.t, base.sech2, 0.5 * b);
+                Delta { d1: 0.5 * d.d1, d2: 0.5 * d.d2, e1: 0.25 * d.e1 }
+            }
+            Activation::Softplus => softplus_delta(base, b),
+            Activation::Erf => erf_delta(base, b),
+        }
+    }
+}
+
+const FRAC_2_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
+
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// sech²(z) without overflow.
+pub fn sech2(z: f64) -> f64 {
+    let e = (-2.0 * z.abs()).exp();
+    4.0 * e / ((1.0 + e) * (1.0 + e))
+}
+
+/// tanh(b) - b, accurate for small b.
+fn tanh_minus_id(b: f64) -> f64 {
+    if b.abs() >= 0.1 {
+        return b.tanh() - b;
+    }
+    // Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
+    // first omitted term is < 1e-17 relative for |b| < 0.1.
+    const C: [f64; 7] = [
+        -1.0 / 3.0,
+        2.0 / 15.0,
+        -17.0 / 315.0,
+        62.0 / 2835.0,
+        -1382.0 / 155925.0,
+        21844.0 / 6081075.0,
+        -929569.0 / 638512875.0,
+    ];
+    let b2 = b * b;
+    let mut acc = 0.0;
+    for c in C.iter().rev() {
+        acc = acc * b2 + c;
+    }
+    acc * b2 * b
+}
+
+/// expm1(b) - b, accurate for small b.
+fn expm1_minus_id(b: f64) -> f64 {
+    if b.abs() >= 0.1 {
+        return b.exp_m1() - b;
+    }
+    // b²/2! + b³/3! + ... + b^14/14!
+    let mut acc = 0.0;
+    let mut k = 14.0;
+    while k >= 2.0 {
+        acc = (acc + 1.0) * b / k;
+        k -= 1.0;
+    }
+    acc * b
+}
+
+/// log1p(u) - u, accurate for small u.
+fn log1p_minus_id(u: f64) -> f64 {
+    if u.abs() >= 0.05 {
+        return u.ln_1p() - u;
+    }
+    // -u²/2 + u³/3 - ... ; 13 terms leave < 1e-17 relative for |u| < 0.05.
+    let mut acc = 0.0;
+    for k in (2..=14).rev() {
+        let c = if k % 2 == 0 { -1.0 } else { 1.0 } / k as f64;
+        acc = acc * u + c;
+    }
+    acc * u * u
+}
+
+/// tanh at z0 (t = tanh z0, s = sech² z0) moved by b.
+#[inline]
+fn tanh_delta(z0: f64, t: f64, s: f64, b: f64) -> Delta {
+    if b.abs() < SMALL {
+        // tanh(z0+b) - tanh(z0) = s tanh(b) / (1 + t tanh(b)); the denominator is
+        // >= 1 - tanh(0.5) here, so nothing cancels.
+        let tb = b.tanh();
+        let den = 1.0 + t * tb;
+        let d1 = s * tb / den;
+        let d2 = s * (tanh_minus_id(b) - b * t * tb) / den;
+        Delta { d1, d2, e1: -d1 * (2.0 * t + d1) }
+    } else {
+        let z = z0 + b;
+        let d1 = z.tanh() - t;
+        Delta { d1, d2: d1 - s * b, e1: sech2(z) - s }
+    }
+}
+
+fn softplus_delta(base: &Base, b: f64) -> Delta {
+    // σ' = sigmoid, whose increment is the sigmoid case of tanh_delta.
+    let e1 = 0.5 * tanh_delta(0.5 * base.z0, base.t, base.sech2, 0.5 * b).d1;
+    if b.abs() < SMALL {
+        // softplus(z0+b) - softplus(z0) = log1p(sigmoid(z0) expm1(b)), exactly.
+        let u = base.s1 * b.exp_m1();
+        let d1 = u.ln_1p();
+        let d2 = log1p_minus_id(u) + base.s1 * expm1_minus_id(b);
+        Delta { d1, d2, e1 }
+    } else {
+        let d1 = softplus(base.z0 + b) - base.s0;
+        Delta { d1, d2: d1 - base.s1 * b, e1 }
+    }
+}
+
+fn erf_delta(base: &Base, b: f64) -> Delta {
+    let z0 = base.z0;
+    // erf'(z0+b) - erf'(z0) = erf'(z0) expm1(-(2 z0 b + b²)), exactly.
+    // (When the exponent is large the derivatives differ by more than a factor e,
+    // so the direct difference is accurate and avoids 0 * inf.)
+    let x = -(2.0 * z0 + b) * b;
+    let e1 = if x < 0.5 { base.s1 * x.exp_m1() } else { Activation::Erf.deriv(z0 + b) - base.s1 };
+    if b.abs() < 0.1 && (z0 * b).abs() < 0.5 {
+        // Taylor series: erf^(k)(z0) = erf'(z0) (-1)^(k-1) H_{k-1}(z0), Hermite H.
+        // Terms shrink at least like (2|z0 b| + |b|)^k / k!, so 16 terms suffice.
+        let (mut h_prev, mut h) = (1.0, 2.0 * z0); // H_0, H_1
+        let mut term = b; // b^k / k! accumulated as we go, starting at k = 1
+        let mut d2 = 0.0;
+        for k in 2..=18 {
+            term *= b / k as f64;
+            // coefficient for derivative order k uses H_{k-1}
+            let sign = if (k - 1) % 2 == 0 { 1.0 } else { -1.0 };
+            d2 += sign * h * term;
+            let h_next = 2.0 * z0 * h - 2.0 * (k - 1) as f64 * h_prev;
+            h_prev = h;
+            h = h_next;
+        }
+        d2 *= base.s1;
+        Delta { d1: base.s1 * b + d2, d2, e1 }
+    } else {
+        let z = z0 + b;
+        // Use erfc on the tails so that differences of numbers near ±1 keep their digits.
+        let d1 = if z0 > 0.0 && z > 0.0 {
+            libm::erfc(z0) - libm::erfc(z)
+        } else if z0 < 0.0 && z < 0.0 {
+            libm::erfc(-z) - libm::erfc(-z0)
+        } else {
+            libm::erf(z) - libm::erf(z0)
+        };
+        Delta { d1, d2: d1 - base.s1 * b, e1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Activation; 4] =
+        [Activation::Tanh, Activation::Sigmoid, Activation::Erf, Activation::Softplus];
+
+    /// σ'' and σ''' by central differences of the analytic σ' (only used to build
+    /// the Taylor reference for tiny b, where 1e-6 relative accuracy is plenty).
+    fn d2_d3(act: Activation, z: f64) -> (f64, f64) {
+        let h = 1e-4;
+        let f = |x: f64| act.deriv(x);
+        let s2 = (f(z + h) - f(z - h)) / (2.0 * h);
+        let s3 = (f(z + h) - 2.0 * f(z) + f(z - h)) / (h * h);
+        (s2, s3)
+    }
+
+    #[test]
+    fn tiny_increments_match_taylor() {
+        // For b = 1e-7 the increments are pure Taylor: D2 = σ'' b²/2 (+ O(b³)).
+        // A direct subtraction would give D2 with no correct digit at all.
+        for act in ALL {
+            for &z0 in &[-2.3, -0.4, 0.0, 0.7, 1.9] {
+                let base = act.base(z0);
+                let b = 1e-7;
+                let d = act.delta(&base, b);
+                let (s2, s3) = d2_d3(act, z0);
+                let d2_ref = s2 * b * b / 2.0 + s3 * b * b * b / 6.0;
+                let e1_ref = s2 * b + s3 * b * b / 2.0;
+                if s2.abs() > 1e-3 {
+                    assert!(((d.d2 - d2_ref) / d2_ref).abs() < 1e-5, "{act:?} z0={z0}: {} vs {d2_ref}", d.d2);
+                    assert!(((d.e1 - e1_ref) / e1_ref).abs() < 1e-5, "{act:?} z0={z0}");
+                }
+                let d1_ref = base.s1 * b + d2_ref;
+                assert!(((d.d1 - d1_ref) / d1_ref).abs() < 1e-12, "{act:?} z0={z0}");
+            }
+        }
+    }
+
+    #[test]
+    fn branches_agree_with_direct_differences_at_moderate_b() {
+        // At |b| ~ 0.05..3 direct subtraction is accurate to ~1e-13 relative, so
+        // both branches of every activation are checked against it.
+        for act in ALL {
+            for &z0 in &[-3.0, -0.5, 0.0, 0.3, 2.5] {
+                for &b in &[-2.5, -0.7, -0.3, -0.05, 0.05, 0.2, 0.45, 0.55, 1.5] {
+                    let base = act.base(z0);
+                    let d = act.delta(&base, b);
+                    let d1 = act.value(z0 + b) - act.value(z0);
+                    let d2 = d1 - act.deriv(z0) * b;
+                    let e1 = act.deriv(z0 + b) - act.deriv(z0);
+                    let scale = b.abs();
+                    assert!((d.d1 - d1).abs() < 1e-12 * scale, "{act:?} d1 z0={z0} b={b}");
+                    assert!((d.d2 - d2).abs() < 1e-12 * scale, "{act:?} d2 z0={z0} b={b}: {} vs {d2}", d.d2);
+                    assert!((d.e1 - e1).abs() < 1e-12 * scale, "{act:?} e1 z0={z0} b={b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn continuity_across_branch_threshold() {
+        for act in ALL {
+            let base = act.base(0.8);
+            let lo = act.delta(&base, SMALL * (1.0 - 1e-12));
+            let hi = act.delta(&base, SMALL);
+            assert!((lo.d2 - hi.d2).abs() < 1e-12, "{act:?}");
+        }
+    }
+
+    #[test]
+    fn saturated_units_stay_finite() {
+        for act in ALL {
+            for &(z0, b) in &[(30.0, -29.0), (-40.0, 39.0), (800.0, 1.0), (-800.0, -0.3)] {
+                let d = act.delta(&act.base(z0), b);
+                assert!(d.d1.is_finite() && d.d2.is_finite() && d.e1.is_finite(), "{act:?} {z0} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn helper_series_match_direct() {
+        for &x in &[0.09, 0.04, 0.01] {
+            let rel = |a: f64, b: f64| ((a - b) / b).abs();
+            assert!(rel(tanh_minus_id(x), x.tanh() - x) < 1e-12);
+            assert!(rel(expm1_minus_id(x), x.exp_m1() - x) < 1e-13);
+            assert!(rel(log1p_minus_id(x), x.ln_1p() - x) < 1e-13);
+        }
+    }
+
+    #[test]
+    fn relu_and_unknown_rejected() {
+        let e = Activation::parse("relu").unwrap_err().to_string();
+        assert!(e.contains("activation") && e.contains("Lip(Dh)"));
+        let e = Activation::parse("gelu").unwrap_err().to_string();
+        assert!(e.contains("accepted: tanh, sigmoid, erf, softplus"));
+    }
+
+    #[test]
+    fn sup_norms_match_a_grid_search() {
+        for act in ALL {
+            let (_, s1, s2) = act.sup_norms();
+            let mut m1: f64 = 0.0;
+            let mut m2: f64 = 0.0;
+            for i in -40000..=40000 {
+                let z = i as f64 * 1e-3;
+                m1 = m1.max(act.deriv(z).abs());
+                m2 = m2.max(d2_d3(act, z).0.abs());
+            }
+            assert!((m1 - s1).abs() < 1e-6 * s1 && m1 <= s1 * (1.0 + 1e-12), "{act:?}");
+            assert!((m2 - s2).abs() < 1e-5 * s2, "{act:?} {m2} {s2}");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Many runs at once: every (model, α) job in parallel with rayon (serial inside
+//! a run), with shared progress/cancellation and per-run status.
+
+use crate::dispatch;
+use crate::flow::Spectrum;
+use crate::model::AnyModel;
+use crate::run::{RunConfig, RunResult, Simulation, Status};
+use rayon::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Progress and cancellation shared between a running batch and its observers.
+#[derive(Debug, Default)]
+pub struct Control {
+    pub done: AtomicUsize,
+    pub total: AtomicUsize,
+    pub cancel: AtomicBool,
+}
+
+/// One run of a batch: model index and its configuration.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub model: usize,
+    pub cfg: RunConfig,
+}
+
+/// A simulation of any model family (for the bindings' streaming object).
+pub enum AnySimulation {
+    Converse(Simulation<crate::model::Converse>),
+    TwoLayer(Simulation<crate::model::TwoLayer>),
+    Quadratic(Simulation<crate::model::Quadratic>),
+    Linear(Simulation<crate::model::Linear>),
+}
+
+macro_rules! sim_dispatch {
+    ($s:expr, $x:ident => $body:expr) => {
+        match $s {
+            AnySimulation::Converse($x) => $body,
+            AnySimulation::TwoLayer($x) => $body,
+            AnySimulation::Quadratic($x) => $body,
+            AnySimulation::Linear($x) => $body,
+        }
+    };
+}
+
+impl AnySimulation {
+    pub fn new(model: &AnyModel, spectrum: Arc<Spectrum>, cfg: RunConfig) -> AnySimulation {
+        match model {
+            AnyModel::Converse(m) => AnySimulation::Converse(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
+            AnyModel::TwoLayer(m) => AnySimulation::TwoLayer(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
+            AnyModel::Quadratic(m) => AnySimulation::Quadratic(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
+            AnyModel::Linear(m) => AnySimulation::Linear(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
+        }
+    }
+    pub fn advance(&mut self, max_points: usize, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> usize {
+        sim_dispatch!(self, s => s.advance(max_points, deadline, cancel))
+    }
+    pub fn result(&self) -> RunResult {
+        sim_dispatch!(self, s => s.result())
+    }
+    pub fn status(&self) -> Status {
+        sim_dispatch!(self, s => s.status().clone())
+    }
+    pub fn n_done(&self) -> usize {
+        sim_dispatch!(self, s => s.n_done())
+    }
+    pub fn n_total(&self) -> usize {
+        sim_dispatch!(self, s => s.n_total())
+    }
+    pub fn t(&self) -> f64 {
+        sim_dispatch!(self, s => s.t())
+    }
+    pub fn measurements_len(&self) -> usize {
+        sim_dispatch!(self, s => s.measurements().len)
+    }
+}
+
+pub fn spectrum_of(model: &AnyModel) -> Spectrum {
+    dispatch!(model, m => Spectrum::of(m))
+}
+
+/// Runs every job; results come back in job order, independent of the thread
+/// count (each run is serial and deterministic). A panicking or failing run is
+/// reported in its slot; cancelled or never-started runs have status Cancelled.
+pub fn run_batch(models: &[Arc<AnyModel>], jobs: &[Job], threads: Option<usize>, control: &Control) -> Vec<RunResult> {
+    control.total.store(jobs.len(), Ordering::Relaxed);
+    let work = || {
+        let spectra: Vec<Arc<Spectrum>> = models.par_iter().map(|m| Arc::new(spectrum_of(m))).collect();
+        jobs.par_iter()
+            .map(|job| {
+                let res = catch_unwind(AssertUnwindSafe(|| {
+                    let mut sim = AnySimulation::new(&models[job.model], spectra[job.model].clone(), job.cfg.clone());
+                    sim.advance(usize::MAX, None, Some(&control.cancel));
+                    sim.result()
+                }));
+                control.done.fetch_add(1, Ordering::Relaxed);
+                res.unwrap_or_else(|panic| failed_result(job, &models[job.model], panic_message(&panic)))
+            })
+            .collect()
+    };
+    match threads {
+        Some(t) => match rayon::ThreadPoolBuilder::new().num_threads(t).build() {
+            Ok(pool) => pool.install(work),
+            Err(_) => work(),
+        },
+        None => work(),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// An empty result for a run that panicked, so the batch still returns.
+fn failed_result(job: &Job, model: &AnyModel, why: String) -> RunResult {
+    let spectrum = Arc::new(Spectrum { n: model.n(), lambda: vec![0.0; model.n()], vectors: identity(model.n()) });
+    let sim = AnySimulation::new(model, spectrum, job.cfg.clone());
+    let mut r = sim.result();
+    r.status = Status::Failed(format!("internal error: {why}"));
+    r
+}
+
+fn identity(n: usize) -> Vec<f64> {
+    let mut v = vec![0.0; n * n];
+    (0..n).for_each(|i| v[i * n + i] = 1.0);
+    v
+}

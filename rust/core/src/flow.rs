@@ -1,0 +1,157 @@
+//! The two flows of one run, formulated so that the integration error controls
+//! the error of the *gap* itself.
+//!
+//! The linearized flow (seed eq. 3) has a closed form from one symmetric
+//! eigendecomposition K0 = V diag(λ) V^T (THEORY.md section 2):
+//!   rbar(t) = V e^{-λt} c,   wbar(t) - w0 = (1/α) J0^T V φ(t) c,   c = V^T r0.
+//! The nonlinear flow (seed eq. 1) is integrated as its deviation from that
+//! trajectory, s = α² (w - wbar). With d = w - w0 = dbar + s/α²:
+//!   e = r - rbar = -(J0 s)/α - α Rem(d),      Rem(d) = h(w0+d) - h(w0) - J0 d,
+//!   ds/dt = α (J0^T e + ΔJ(d)^T r),           ΔJ(d) = J(w0+d) - J0.
+//! Every term is O(1/α) at large α and is computed without cancellation by
+//! the model, so the gap ||e|| keeps the relative accuracy of the integrator
+//! at any α (integrating w and subtracting outputs loses it from α ~ 1e4 on).
+//! The state s is O(1) both for α -> 0 and α -> ∞, so one rtol/atol fits all α.
+
+use crate::linalg;
+use crate::model::Model;
+use crate::ode::OdeSystem;
+use std::sync::Arc;
+
+/// Eigendecomposition of K0 = J0 J0^T, shared by all runs of one model.
+#[derive(Clone, Debug)]
+pub struct Spectrum {
+    pub n: usize,
+    /// eigenvalues, clamped at 0 (K0 is PSD; tiny negatives are rounding)
+    pub lambda: Vec<f64>,
+    /// eigenvectors as columns, n x n row-major
+    pub vectors: Vec<f64>,
+}
+
+impl Spectrum {
+    pub fn of<M: Model>(model: &M) -> Spectrum {
+        let n = model.n();
+        let (mut lambda, vectors) = linalg::sym_eig(&model.kernel0(), n);
+        lambda.iter_mut().for_each(|l| *l = l.max(0.0));
+        Spectrum { n, lambda, vectors }
+    }
+}
+
+/// Closed-form linearized flow for one (model, α).
+pub struct LinearFlow {
+    spectrum: Arc<Spectrum>,
+    /// c = V^T r0
+    c: Vec<f64>,
+    tmp: Vec<f64>,
+}
+
+impl LinearFlow {
+    pub fn new(spectrum: Arc<Spectrum>, r0: &[f64]) -> LinearFlow {
+        let n = spectrum.n;
+        let mut c = vec![0.0; n];
+        crate::model::dense::mat_t_vec(&spectrum.vectors, n, n, r0, &mut c);
+        LinearFlow { spectrum, c, tmp: vec![0.0; n] }
+    }
+
+    /// rbar(t) and u(t) = V φ(t) c, so that wbar(t) - w0 = J0^T u(t) / α.
+    pub fn eval(&mut self, t: f64, rbar: &mut [f64], u: &mut [f64]) {
+        let sp = &*self.spectrum;
+        let n = sp.n;
+        for k in 0..n {
+            self.tmp[k] = (-sp.lambda[k] * t).exp() * self.c[k];
+        }
+        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.tmp, rbar);
+        for k in 0..n {
+            let l = sp.lambda[k];
+            // φ(t) = (1 - e^{-λt}) / λ, = t at λ = 0; expm1 keeps it exact for small λt.
+            let phi = if l > 0.0 { -(-l * t).exp_m1() / l } else { t };
+            self.tmp[k] = phi * self.c[k];
+        }
+        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.tmp, u);
+    }
+}
+
+/// The ODE for s = α² (w - wbar) plus every buffer a step needs (no allocation
+/// in `rhs`). After `evaluate(t, s)` the public fields hold that point's state.
+pub struct DeviationFlow<M: Model> {
+    pub model: Arc<M>,
+    pub alpha: f64,
+    pub linear: LinearFlow,
+    pub ws: M::Work,
+    /// r0 = y* - α h(w0)
+    pub r0: Vec<f64>,
+    pub rbar: Vec<f64>,
+    pub u: Vec<f64>,
+    /// wbar - w0
+    pub dbar: Vec<f64>,
+    /// w - w0
+    pub d: Vec<f64>,
+    pub rem: Vec<f64>,
+    pub j0s: Vec<f64>,
+    /// e = r - rbar (its norm is the gap)
+    pub e: Vec<f64>,
+    /// r = y* - α h(w)
+    pub r: Vec<f64>,
+    pub grad: Vec<f64>,
+}
+
+impl<M: Model> DeviationFlow<M> {
+    pub fn new(model: Arc<M>, spectrum: Arc<Spectrum>, alpha: f64) -> DeviationFlow<M> {
+        let (n, p) = (model.n(), model.p());
+        let r0: Vec<f64> = model.y_star().iter().zip(model.h0()).map(|(y, h)| y - alpha * h).collect();
+        DeviationFlow {
+            linear: LinearFlow::new(spectrum, &r0),
+            ws: model.work(),
+            model,
+            alpha,
+            r0,
+            rbar: vec![0.0; n],
+            u: vec![0.0; n],
+            dbar: vec![0.0; p],
+            d: vec![0.0; p],
+            rem: vec![0.0; n],
+            j0s: vec![0.0; n],
+            e: vec![0.0; n],
+            r: vec![0.0; n],
+            grad: vec![0.0; p],
+        }
+    }
+
+    /// R0 = ||r0||² / 2.
+    pub fn r0_loss(&self) -> f64 {
+        0.5 * self.r0.iter().map(|v| v * v).sum::<f64>()
+    }
+
+    /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.
+    pub fn evaluate(&mut self, t: f64, s: &[f64]) {
+        let a = self.alpha;
+        let m = &*self.model;
+        self.linear.eval(t, &mut self.rbar, &mut self.u);
+        m.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
+        let inv_a2 = 1.0 / (a * a);
+        for ((d, db), si) in self.d.iter_mut().zip(self.dbar.iter_mut()).zip(s) {
+            *db /= a;
+            *d = *db + si * inv_a2;
+        }
+        m.set_deviation(&mut self.ws, &self.d, &mut self.rem);
+        m.j0_mul(&mut self.ws, s, &mut self.j0s);
+        for j in 0..self.e.len() {
+            self.e[j] = -(self.j0s[j] / a + a * self.rem[j]);
+            self.r[j] = self.rbar[j] + self.e[j];
+        }
+    }
+}
+
+impl<M: Model> OdeSystem for DeviationFlow<M> {
+    fn dim(&self) -> usize {
+        self.model.p()
+    }
+
+    fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {
+        self.evaluate(t, s);
+        self.model.pullback(&mut self.ws, &self.e, &self.r, &mut self.grad);
+        for (o, g) in ds.iter_mut().zip(&self.grad) {
+            *o = self.alpha * g;
+        }
+    }
+}

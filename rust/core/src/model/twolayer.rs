@@ -1,0 +1,509 @@
+//! The two-layer mean-field network of seed eq. (8)-(10) (THEORY.md 4.2):
+//! f_w(x) = (1/sqrt m) Σ_i a_i σ(sqrt(m) <x, u_i>), h(w) = [f_w(x_j)]_j / sqrt(n),
+//! w = [a (m), U (m x d, row-major)], y* = y / sqrt(n); centred: h(w) - h(w0).
+//!
+//! The Jacobian has the structure J v = A v_a + rowsum(B ∘ (X V_U^T)) with the
+//! n x m coefficient matrices A = σ(Z)/sqrt(mn), B = a σ'(Z)/sqrt(n); products
+//! with J, J^T and ΔJ are two (n x d)·(d x m) matrix products plus element-wise
+//! work, and the Taylor remainders come from `Activation::delta`.
+
+use super::{LipKind, Model, MAX_OUTPUTS, MAX_PARAMS};
+use crate::activation::{Activation, Base};
+use crate::error::{check, Error, Result};
+use crate::rng::Rng;
+use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
+
+#[derive(Clone, Debug)]
+pub struct TwoLayer {
+    pub n: usize,
+    pub d: usize,
+    pub m: usize,
+    pub activation: Activation,
+    pub centered: bool,
+    pub seed: u64,
+    /// n x d row-major
+    x: Vec<f64>,
+    y_star: Vec<f64>,
+    w0: Vec<f64>,
+    /// per (j, i), row-major n x m: activation values at the initial pre-activations
+    base: Vec<Base>,
+    /// uncentred h(w0); what `h` subtracts when centred
+    h0_raw: Vec<f64>,
+    h0: Vec<f64>,
+    /// X X^T
+    gram: Vec<f64>,
+    /// max_j ||x_j||
+    x_max_norm: f64,
+    sqrt_m: f64,
+    inv_sqrt_n: f64,
+    inv_sqrt_mn: f64,
+}
+
+pub struct TwoLayerWork {
+    /// n x m product buffer (X V^T)
+    y: Vec<f64>,
+    /// n x m coefficient buffer for transposed products
+    c: Vec<f64>,
+    /// D1 = σ(z) - σ(z0) at the deviation set last (n x m)
+    d1: Vec<f64>,
+    /// E1 = σ'(z) - σ'(z0) at the deviation set last (n x m)
+    e1: Vec<f64>,
+    /// δa of the deviation set last
+    da: Vec<f64>,
+}
+
+impl TwoLayer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        x: Vec<f64>,
+        n: usize,
+        d: usize,
+        y: Vec<f64>,
+        m: usize,
+        activation: Activation,
+        seed: u64,
+        w0: Option<Vec<f64>>,
+        centered: bool,
+    ) -> Result<TwoLayer> {
+        check::count("X rows (n)", n, MAX_OUTPUTS)?;
+        check::count("X columns (d)", d, 100_000)?;
+        check::count("m", m, MAX_PARAMS)?;
+        check::len("X", x.len(), n * d, "n*d")?;
+        check::len("y", y.len(), n, "n (the rows of X)")?;
+        check::finite("X", &x)?;
+        check::finite("y", &y)?;
+        let p = m.checked_mul(d + 1).filter(|&p| p <= MAX_PARAMS).ok_or_else(|| {
+            Error::invalid("m", format!("m*(d+1) parameters must be at most {MAX_PARAMS} (got m={m}, d={d})"))
+        })?;
+        if n.saturating_mul(m) > MAX_PARAMS {
+            return Err(Error::invalid(
+                "m",
+                format!("n*m must be at most {MAX_PARAMS} (working memory of a run); got n={n}, m={m}"),
+            ));
+        }
+        let w0 = match w0 {
+            Some(w) => {
+                check::len("w0", w.len(), p, "m*(d+1)")?;
+                check::finite("w0", &w)?;
+                w
+            }
+            None => {
+                // seed eq. (9): every entry i.i.d. Unif[-1/sqrt m, 1/sqrt m]; a first, then U.
+                Rng::new(seed).uniform_vec(p, 1.0 / (m as f64).sqrt())
+            }
+        };
+        let sqrt_m = (m as f64).sqrt();
+        let inv_sqrt_n = 1.0 / (n as f64).sqrt();
+        let mut net = TwoLayer {
+            n,
+            d,
+            m,
+            activation,
+            centered,
+            seed,
+            y_star: y.iter().map(|v| v * inv_sqrt_n).collect(),
+            gram: crate::model::dense::gram(&x, n, d),
+            x_max_norm: (0..n)
+                .map(|j| x[j * d..(j + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt())
+                .fold(0.0, f64::max),
+            x,
+            base: Vec::new(),
+            h0_raw: vec![0.0; n],
+            h0: vec![0.0; n],
+            w0,
+            sqrt_m,
+            inv_sqrt_n,
+            inv_sqrt_mn: inv_sqrt_n / sqrt_m,
+        };
+        let z0 = net.preactivations(&net.w0);
+        net.base = z0.iter().map(|&z| activation.base(z)).collect();
+        net.h0_raw = net.raw_output(&net.w0);
+        if !centered {
+            net.h0 = net.h0_raw.clone();
+        }
+        Ok(net)
+    }
+
+    pub fn x(&self) -> &[f64] {
+        &self.x
+    }
+
+    /// Z = sqrt(m) X U^T (n x m) for the weights w.
+    fn preactivations(&self, w: &[f64]) -> Vec<f64> {
+        let mut z = vec![0.0; self.n * self.m];
+        self.x_times_t(&w[self.m..], &mut z, self.sqrt_m);
+        z
+    }
+
+    /// out (n x m) = scale · X V^T for V (m x d) row-major.
+    fn x_times_t(&self, v: &[f64], out: &mut [f64], scale: f64) {
+        let (n, m, d) = (self.n, self.m, self.d);
+        matmul(
+            MatMut::from_row_major_slice_mut(out, n, m),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&self.x, n, d),
+            MatRef::from_row_major_slice(v, m, d).transpose(),
+            scale,
+            Par::Seq,
+        );
+    }
+
+    /// out (m x d) = C^T X for C (n x m) row-major.
+    fn ct_times_x(&self, c: &[f64], out: &mut [f64]) {
+        let (n, m, d) = (self.n, self.m, self.d);
+        matmul(
+            MatMut::from_row_major_slice_mut(out, m, d),
+            Accum::Replace,
+            MatRef::from_row_major_slice(c, n, m).transpose(),
+            MatRef::from_row_major_slice(&self.x, n, d),
+            1.0,
+            Par::Seq,
+        );
+    }
+
+    fn raw_output(&self, w: &[f64]) -> Vec<f64> {
+        let z = self.preactivations(w);
+        (0..self.n)
+            .map(|j| {
+                let row = &z[j * self.m..(j + 1) * self.m];
+                row.iter().zip(&w[..self.m]).map(|(&z, a)| a * self.activation.value(z)).sum::<f64>()
+                    * self.inv_sqrt_mn
+            })
+            .collect()
+    }
+
+    /// out = A^T q (the a-part of a transposed product) for A = coef/sqrt(mn).
+    fn a_part_t(&self, coef: impl Fn(usize) -> f64, q: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        for (j, &qj) in q.iter().enumerate() {
+            let row = j * self.m;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o += coef(row + i) * qj;
+            }
+        }
+        out.iter_mut().for_each(|o| *o *= self.inv_sqrt_mn);
+    }
+
+    /// ΔB coefficient (times sqrt n) at element k = (j, i): a0 E1 + δa σ'(z).
+    #[inline]
+    fn db(&self, ws: &TwoLayerWork, k: usize) -> f64 {
+        let i = k % self.m;
+        self.w0[i] * ws.e1[k] + ws.da[i] * (self.base[k].s1 + ws.e1[k])
+    }
+
+    /// Upper bound of sup_i |a_i| on the ball of radius rho.
+    fn a_sup(&self, rho: f64) -> f64 {
+        self.w0[..self.m].iter().fold(0.0f64, |s, a| s.max(a.abs())) + rho
+    }
+}
+
+impl Model for TwoLayer {
+    type Work = TwoLayerWork;
+
+    fn family(&self) -> &'static str {
+        "twolayer"
+    }
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn p(&self) -> usize {
+        self.m * (self.d + 1)
+    }
+    fn w0(&self) -> &[f64] {
+        &self.w0
+    }
+    fn y_star(&self) -> &[f64] {
+        &self.y_star
+    }
+    fn h0(&self) -> &[f64] {
+        &self.h0
+    }
+    fn lip_dh_kind(&self) -> LipKind {
+        LipKind::UpperBound
+    }
+    fn lip_dh(&self, rho: f64) -> f64 {
+        // THEORY.md 4.2: Lip(Dh) <= ||σ'|| K + ||σ''|| sqrt(m) A K².
+        let (_, s1, s2) = self.activation.sup_norms();
+        let k = self.x_max_norm;
+        s1 * k + s2 * self.sqrt_m * self.a_sup(rho) * k * k
+    }
+    fn lip_h(&self, rho: f64) -> f64 {
+        // THEORY.md 4.2: Lip(h) <= sqrt(||σ||² + ||σ'||² K² ||a||²), ||a|| <= ||a0|| + rho.
+        let (mut s0, s1, _) = self.activation.sup_norms();
+        let k = self.x_max_norm;
+        if s0.is_infinite() {
+            // softplus is unbounded; on the ball |z| <= sqrt(m) K (max|u_i| + rho) and
+            // softplus(z) <= ln 2 + |z|.
+            let u = &self.w0[self.m..];
+            let umax = (0..self.m)
+                .map(|i| u[i * self.d..(i + 1) * self.d].iter().map(|v| v * v).sum::<f64>().sqrt())
+                .fold(0.0, f64::max);
+            s0 = std::f64::consts::LN_2 + self.sqrt_m * k * (umax + rho);
+        }
+        let a_norm = self.w0[..self.m].iter().map(|a| a * a).sum::<f64>().sqrt() + rho;
+        (s0 * s0 + s1 * s1 * k * k * a_norm * a_norm).sqrt()
+    }
+
+    fn h(&self, w: &[f64]) -> Vec<f64> {
+        let mut out = self.raw_output(w);
+        if self.centered {
+            out.iter_mut().zip(&self.h0_raw).for_each(|(o, h)| *o -= h);
+        }
+        out
+    }
+
+    fn jacobian(&self, w: &[f64]) -> Vec<f64> {
+        let (n, m, d, p) = (self.n, self.m, self.d, self.p());
+        let z = self.preactivations(w);
+        let mut jac = vec![0.0; n * p];
+        for j in 0..n {
+            for i in 0..m {
+                let zz = z[j * m + i];
+                jac[j * p + i] = self.activation.value(zz) * self.inv_sqrt_mn;
+                let c = w[i] * self.activation.deriv(zz) * self.inv_sqrt_n;
+                for k in 0..d {
+                    jac[j * p + m + i * d + k] = c * self.x[j * d + k];
+                }
+            }
+        }
+        jac
+    }
+
+    fn kernel0(&self) -> Vec<f64> {
+        // K0 = A A^T + (B B^T) ∘ X X^T, from the n x m coefficient matrices.
+        let (n, m) = (self.n, self.m);
+        let a: Vec<f64> = self.base.iter().map(|b| b.s0 * self.inv_sqrt_mn).collect();
+        let b: Vec<f64> =
+            self.base.iter().enumerate().map(|(k, b)| self.w0[k % m] * b.s1 * self.inv_sqrt_n).collect();
+        let mut k = sym_product(&a, &a, n, m);
+        let kb = sym_product(&b, &b, n, m);
+        k.iter_mut().zip(kb.iter().zip(&self.gram)).for_each(|(k, (b, g))| *k += b * g);
+        k
+    }
+
+    fn work(&self) -> TwoLayerWork {
+        let nm = self.n * self.m;
+        TwoLayerWork {
+            y: vec![0.0; nm],
+            c: vec![0.0; nm],
+            d1: vec![0.0; nm],
+            e1: vec![0.0; nm],
+            da: vec![0.0; self.m],
+        }
+    }
+
+    fn j0_mul(&self, ws: &mut TwoLayerWork, v: &[f64], out: &mut [f64]) {
+        let m = self.m;
+        self.x_times_t(&v[m..], &mut ws.y, 1.0);
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut sa = 0.0;
+            let mut su = 0.0;
+            for i in 0..m {
+                let k = j * m + i;
+                sa += self.base[k].s0 * v[i];
+                su += self.w0[i] * self.base[k].s1 * ws.y[k];
+            }
+            *o = sa * self.inv_sqrt_mn + su * self.inv_sqrt_n;
+        }
+    }
+
+    fn j0t_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
+        let m = self.m;
+        let (oa, ou) = out.split_at_mut(m);
+        self.a_part_t(|k| self.base[k].s0, q, oa);
+        for (k, c) in ws.c.iter_mut().enumerate() {
+            *c = self.w0[k % m] * self.base[k].s1 * q[k / m] * self.inv_sqrt_n;
+        }
+        self.ct_times_x(&ws.c, ou);
+    }
+
+    fn set_deviation(&self, ws: &mut TwoLayerWork, dev: &[f64], rem: &mut [f64]) {
+        let m = self.m;
+        ws.da.copy_from_slice(&dev[..m]);
+        // b = sqrt(m) <x_j, δu_i>: the move of every pre-activation.
+        self.x_times_t(&dev[m..], &mut ws.y, self.sqrt_m);
+        let act = self.activation;
+        for (j, r) in rem.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for i in 0..m {
+                let k = j * m + i;
+                let dl = act.delta(&self.base[k], ws.y[k]);
+                ws.d1[k] = dl.d1;
+                ws.e1[k] = dl.e1;
+                // a σ(z) - a0 σ(z0) - a0 σ'(z0) b - δa σ(z0) = a0 D2 + δa D1
+                acc += self.w0[i] * dl.d2 + ws.da[i] * dl.d1;
+            }
+            *r = acc * self.inv_sqrt_mn;
+        }
+    }
+
+    fn pullback(&self, ws: &mut TwoLayerWork, e: &[f64], r: &[f64], out: &mut [f64]) {
+        let m = self.m;
+        let (oa, ou) = out.split_at_mut(m);
+        oa.fill(0.0);
+        for j in 0..self.n {
+            let (ej, rj) = (e[j], r[j]);
+            for i in 0..m {
+                let k = j * m + i;
+                oa[i] += self.base[k].s0 * ej + ws.d1[k] * rj;
+                let c = self.w0[i] * self.base[k].s1 * ej + self.db(ws, k) * rj;
+                ws.c[k] = c * self.inv_sqrt_n;
+            }
+        }
+        oa.iter_mut().for_each(|o| *o *= self.inv_sqrt_mn);
+        self.ct_times_x(&ws.c, ou);
+    }
+
+    fn dj_mul(&self, ws: &mut TwoLayerWork, v: &[f64], out: &mut [f64]) {
+        let m = self.m;
+        self.x_times_t(&v[m..], &mut ws.y, 1.0);
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut sa = 0.0;
+            let mut su = 0.0;
+            for i in 0..m {
+                let k = j * m + i;
+                sa += ws.d1[k] * v[i];
+                su += self.db(ws, k) * ws.y[k];
+            }
+            *o = sa * self.inv_sqrt_mn + su * self.inv_sqrt_n;
+        }
+    }
+
+    fn djt_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
+        let m = self.m;
+        let (oa, ou) = out.split_at_mut(m);
+        self.a_part_t(|k| ws.d1[k], q, oa);
+        for k in 0..self.n * m {
+            ws.c[k] = self.db(ws, k) * q[k / m] * self.inv_sqrt_n;
+        }
+        self.ct_times_x(&ws.c, ou);
+    }
+
+    fn kernel_drift_matrix(&self, ws: &mut TwoLayerWork) -> Option<Vec<f64>> {
+        let (n, m) = (self.n, self.m);
+        // Forming K_t - K0 costs 4 n² m flops; a Lanczos iteration costs ~8 n m (d+1)
+        // per step and needs tens of steps, so forming wins unless n >> 60 (d+1).
+        if n > 60 * (self.d + 1) {
+            return None;
+        }
+        // ΔA A0^T + A0 ΔA^T + ΔA ΔA^T = M + M^T with M = ΔA (A0 + ΔA/2)^T; same for B.
+        let mut dk = vec![0.0; n * n];
+        for part in 0..2 {
+            for k in 0..n * m {
+                let (delta, init) = if part == 0 {
+                    (ws.d1[k] * self.inv_sqrt_mn, self.base[k].s0 * self.inv_sqrt_mn)
+                } else {
+                    (self.db(ws, k) * self.inv_sqrt_n, self.w0[k % m] * self.base[k].s1 * self.inv_sqrt_n)
+                };
+                ws.y[k] = delta;
+                ws.c[k] = init + 0.5 * delta;
+            }
+            let mut prod = vec![0.0; n * n];
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut prod, n, n),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&ws.y, n, m),
+                MatRef::from_row_major_slice(&ws.c, n, m).transpose(),
+                1.0,
+                Par::Seq,
+            );
+            for a in 0..n {
+                for b in 0..n {
+                    let s = prod[a * n + b] + prod[b * n + a];
+                    dk[a * n + b] += if part == 0 { s } else { s * self.gram[a * n + b] };
+                }
+            }
+        }
+        Some(dk)
+    }
+}
+
+/// A B^T (n x n) for A, B (n x m) row-major.
+fn sym_product(a: &[f64], b: &[f64], n: usize, m: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * n];
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut out, n, n),
+        Accum::Replace,
+        MatRef::from_row_major_slice(a, n, m),
+        MatRef::from_row_major_slice(b, n, m).transpose(),
+        1.0,
+        Par::Seq,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing;
+
+    fn net(act: Activation, centered: bool) -> TwoLayer {
+        let (n, d, m) = (5, 3, 7);
+        let mut rng = Rng::new(2);
+        let x = rng.normal_vec(n * d, 0.6);
+        let y = rng.normal_vec(n, 1.0);
+        TwoLayer::new(x, n, d, y, m, act, 4, None, centered).unwrap()
+    }
+
+    #[test]
+    fn jacobian_matches_finite_differences() {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Erf, Activation::Softplus] {
+            let m = net(act, true);
+            let w: Vec<f64> = m.w0().iter().map(|v| v * 1.3 + 0.05).collect();
+            let err = testing::jacobian_fd_error(&m, &w);
+            assert!(err < 1e-7, "{act:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn deviation_ops_match_direct_evaluation() {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Erf, Activation::Softplus] {
+            for centered in [true, false] {
+                let m = net(act, centered);
+                let dev: Vec<f64> = (0..m.p()).map(|k| 0.3 * ((k * 13 % 7) as f64 / 7.0 - 0.5)).collect();
+                testing::check_deviation_ops(&m, &dev, 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn remainder_is_accurate_for_tiny_deviations() {
+        // Rem(s d) / s² must approach (1/2) D²h[d, d] as s -> 0 with no loss of digits:
+        // compare s = 1e-9 with s = 1e-4 (their ratio differs by O(s) = 1e-4).
+        let m = net(Activation::Tanh, true);
+        let dev: Vec<f64> = (0..m.p()).map(|k| (k * 13 % 7) as f64 / 7.0 - 0.5).collect();
+        let mut ws = m.work();
+        let mut r1 = vec![0.0; m.n()];
+        let mut r2 = vec![0.0; m.n()];
+        let scaled = |s: f64| dev.iter().map(|v| v * s).collect::<Vec<_>>();
+        m.set_deviation(&mut ws, &scaled(1e-9), &mut r1);
+        m.set_deviation(&mut ws, &scaled(1e-4), &mut r2);
+        for j in 0..m.n() {
+            let (a, b) = (r1[j] / 1e-18, r2[j] / 1e-8);
+            assert!((a - b).abs() < 1e-3 * b.abs().max(1e-3), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn centred_output_vanishes_at_w0_and_r0_is_data_only() {
+        let m = net(Activation::Tanh, true);
+        assert!(m.h(m.w0()).iter().all(|v| v.abs() < 1e-15));
+        let u = net(Activation::Tanh, false);
+        assert!(u.h(u.w0()).iter().any(|v| v.abs() > 1e-6));
+    }
+
+    #[test]
+    fn bad_inputs_name_the_parameter() {
+        let err = |r: Result<TwoLayer>| r.unwrap_err().to_string();
+        let x = vec![0.1; 6];
+        let y = vec![0.0; 3];
+        assert!(err(TwoLayer::new(x.clone(), 3, 2, y.clone(), 0, Activation::Tanh, 0, None, true)).starts_with("m:"));
+        assert!(err(TwoLayer::new(x.clone(), 3, 2, vec![0.0; 2], 4, Activation::Tanh, 0, None, true)).starts_with("y:"));
+        let mut xn = x.clone();
+        xn[2] = f64::NAN;
+        assert!(err(TwoLayer::new(xn, 3, 2, y.clone(), 4, Activation::Tanh, 0, None, true)).starts_with("X:"));
+        assert!(err(TwoLayer::new(x.clone(), 3, 2, y.clone(), 4, Activation::Tanh, 0, Some(vec![0.0; 5]), true))
+            .starts_with("w0:"));
+        assert!(err(TwoLayer::new(x, 3, 2, y, 10_000_000_000, Activation::Tanh, 0, None, true)).starts_with("m:"));
+    }
+}
