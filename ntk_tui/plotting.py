@@ -33,7 +33,7 @@ _BOUND_COLORS = {
     "corollary_2_2": "#E69F00",
     "prop_3_1": "#0072B2",
 }
-_SERIES = ["#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
+_SERIES = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
 _RC = {
     "font.size": 9,
@@ -178,6 +178,8 @@ def plot_run(run: Any, path: str | Path | None = None, *, title: str | None = No
             kind, label = _classify(name)
             if kind == "weight":
                 continue
+            if kind == "lower" and getattr(run, "family", None) != "converse":
+                continue  # Theorem 1.3 is a statement about the converse model only
             _bound_series(ax, t, name, b, label + (" (lower)" if kind == "lower" else ""),
                           _BOUND_COLORS.get(name, "#777777"))
         ax.set_xscale("log")
@@ -204,10 +206,10 @@ def plot_run(run: Any, path: str | Path | None = None, *, title: str | None = No
             ax.legend(loc="best", frameon=False)
         if "kernel" in panels:
             ax = axes[panels.index("kernel")]
-            ax.plot(t, kd, color="black", label="‖K_t − K_0‖_op")
+            ax.plot(t, kd, color="black", label=r"$\|K_t - K_0\|_{op}$")
             jd = _positive(getattr(run, "jacobian_drift", np.full(t.shape, np.nan)))
             if np.isfinite(jd).any():
-                ax.plot(t, jd, color="#D55E00", label="‖J(w(t)) − J_0‖_op")
+                ax.plot(t, jd, color="#D55E00", label=r"$\|J(w(t)) - J_0\|_{op}$")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("t")
@@ -270,7 +272,7 @@ def _reference_lines(ax: Any, x0: float, y0: float, xs: Any, theory: dict, var: 
         seen.add(slope)
         same = [n for n, s in theory.items() if s == slope]
         ax.plot(xs, y0 * (xs / x0) ** slope, color="#777777", lw=0.9, ls=styles[i % 2],
-                label=f"{' & '.join(same)}: {var}^{slope:g}")
+                label=f"{' & '.join(same)}: ${var}^{{{slope:g}}}$")
 
 
 def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None = None):
@@ -317,7 +319,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
                             alpha=0.6, label="Thm 1.2 bound" if i == 0 else None)
             if i == 0 and len(ux) >= 2:
                 theory = (fit or {}).get("theory") or sweep_theory(var, t_scaled)
-                _reference_lines(ax, ux[0], gm[0], ux, theory, "m" if var == "m" else "α")
+                _reference_lines(ax, ux[0], gm[0], ux, theory, "m" if var == "m" else r"\alpha")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)

@@ -9,7 +9,7 @@
 //! and rejected steps, up to floating-point ties).
 //!
 //! Both methods run through one implementation ([`Solver`]) parameterised by a
-//! [`tableau::Tableau`]. All work arrays are allocated in [`Solver::new`];
+//! Butcher tableau (`tableau.rs`). All work arrays are allocated in [`Solver::new`];
 //! `init`, `step`, `prepare_dense` and `interpolate` never allocate.
 //!
 //! Dense output is lazy, as in SciPy, where `solver.dense_output()` is only
@@ -648,26 +648,35 @@ impl Solver {
         let x = (t - self.t_prev) / h;
         match self.tab.dense {
             DenseScheme::Polynomial { .. } => {
-                // y_old + h * Q [x, x^2, x^3, x^4] (RkDenseOutput).
+                // y_old + h * Q [x, x^2, x^3, x^4] (RkDenseOutput; powers by cumprod).
                 let p = [x, x * x, x * x * x, x * x * x * x];
-                let q = &self.dense;
-                for i in 0..n {
-                    let dot =
-                        q[i] * p[0] + q[n + i] * p[1] + q[2 * n + i] * p[2] + q[3 * n + i] * p[3];
-                    out[i] = h * dot + self.y_old[i];
+                let (q0, rest) = self.dense.split_at(n);
+                let (q1, rest) = rest.split_at(n);
+                let (q2, q3) = rest.split_at(n);
+                let rows = q0.iter().zip(q1).zip(q2).zip(q3);
+                for ((o, &y_old), (((&a, &b), &c), &d)) in out.iter_mut().zip(&self.y_old).zip(rows)
+                {
+                    *o = h * (a * p[0] + b * p[1] + c * p[2] + d * p[3]) + y_old;
                 }
             }
             DenseScheme::Dop853 { .. } => {
-                // Dop853DenseOutput: Horner-like nesting alternating x and 1 - x,
-                // starting from the last coefficient row.
-                let rows = self.tab.dense_rows;
-                for i in 0..n {
-                    let mut acc = 0.0;
-                    for (j, r) in (0..rows).rev().enumerate() {
-                        acc += self.dense[r * n + i];
-                        acc *= if j % 2 == 0 { x } else { 1.0 - x };
+                // Dop853DenseOutput: starting from the last row F[6], add a row
+                // and multiply by x and 1 - x in turn; then add y_old.
+                for (j, r) in (0..self.tab.dense_rows).rev().enumerate() {
+                    let w = if j % 2 == 0 { x } else { 1.0 - x };
+                    let f = &self.dense[r * n..(r + 1) * n];
+                    if j == 0 {
+                        for (o, &fv) in out.iter_mut().zip(f) {
+                            *o = fv * w;
+                        }
+                    } else {
+                        for (o, &fv) in out.iter_mut().zip(f) {
+                            *o = (*o + fv) * w;
+                        }
                     }
-                    out[i] = acc + self.y_old[i];
+                }
+                for (o, &y_old) in out.iter_mut().zip(&self.y_old) {
+                    *o += y_old;
                 }
             }
         }

@@ -890,3 +890,10 @@ fn no_allocation_while_integrating() {
         );
     }
 }
+
+#[test]
+fn solver_can_move_between_threads() {
+    // Batches run one solver per rayon task.
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Solver>();
+}

@@ -1,0 +1,1 @@
+"""Screens of the app, by area: run, sweep, history, help (and dialogs)."""
