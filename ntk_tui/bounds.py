@@ -129,8 +129,12 @@ def _shape_of(*arrays: ArrayLike) -> tuple[int, ...]:
 
 
 def _le(t: FloatArray, end: FloatArray) -> BoolArray:
-    """``t <= end`` as a broadcast bool array (inf <= inf is True)."""
-    return np.asarray(t <= end, dtype=bool)
+    """``t <= end`` as a broadcast bool array (inf <= inf is True).
+
+    A relative slack of 1e-12 keeps a horizon computed to be exactly ``t`` (e.g.
+    ``rho = sqrt(T R0)/alpha`` gives ``alpha² rho² / R0 = T``) valid despite rounding.
+    """
+    return np.asarray(t <= end * (1 + 1e-12), dtype=bool)
 
 
 # --------------------------------------------------------------------------

@@ -1085,7 +1085,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise UsageError(f"--family must be one of converse, twolayer, quadratic, linear (got {args.tui_family!r})")
     params = _parse_set(args.tui_set)
     if args.db_top:
-        os.environ["NTK_TUI_DB"] = str(Path(args.db_top).expanduser().resolve())
+        params["db"] = str(Path(args.db_top).expanduser().resolve())
     try:
         from .tui.app import run_app
     except ImportError as exc:

@@ -505,7 +505,11 @@ class RunConfig:
             if k not in FAMILY_PARAMS.get(family, {}):
                 continue  # e.g. w0 overrides cannot be described by a config
             model[k] = v.tolist() if isinstance(v, np.ndarray) else v
-        if family == "twolayer" and "X" in params:
+        if family == "twolayer":
+            if "X" not in params or "y" not in params:
+                raise ConfigError(
+                    "a two-layer run does not carry its data set, so its configuration cannot be derived "
+                    "from the run alone; pass the RunConfig it was made with (config=...)")
             data = DataSpec(source="inline", X=np.asarray(params["X"]).tolist(), y=np.asarray(params["y"]).tolist())
         stats = dict(getattr(run, "stats", {}) or {})
         metrics = getattr(run, "metrics", None)

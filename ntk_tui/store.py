@@ -371,9 +371,9 @@ class Store:
         if config is None:
             try:
                 config = RunConfig.from_run(run)
-            except Exception:
+            except Exception as exc:  # e.g. a two-layer run without its data: keep what is known
                 config = {"kind": "run", "run": {"family": run.family, "alpha": run.alpha, "T": run.T},
-                          "model": dict(getattr(run, "params", {}) or {})}
+                          "model": dict(getattr(run, "params", {}) or {}), "incomplete": str(exc)}
         if hasattr(config, "to_dict"):
             config = config.to_dict()
         config = dict(config)

@@ -536,7 +536,7 @@ def run_sweep(spec: SweepSpec, progress: ProgressFn | None = None, cancel: Any =
                     still.append((job, chunk))
             inflight = still
             if inflight:
-                time.sleep(poll)
+                inflight[0][0].wait(poll)  # returns as soon as the oldest job ends (GIL released)
     except KeyboardInterrupt:
         status = "interrupted"
     except BaseException as exc:

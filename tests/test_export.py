@@ -21,10 +21,12 @@ except Exception:  # pragma: no cover - conftest's stub raises ImportError
 FORMATS = ["csv", "json", "parquet"]
 
 
+CFG = RunConfig(family="twolayer", alpha=10.0, T=5.0, model={"m": 8}, data={"n": 6, "d": 2}, integrator={"times": 7})
+
+
 @pytest.fixture(scope="module")
 def run():
-    return RunConfig(family="twolayer", alpha=10.0, T=5.0, model={"m": 8}, data={"n": 6, "d": 2},
-                     integrator={"times": 7}).simulate()
+    return CFG.simulate()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def _no_nan_json(text: str):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_run_export_roundtrip(tmp_path, run, fmt):
     pytest.importorskip("pyarrow") if fmt == "parquet" else None
-    path = export_run(run, tmp_path / f"run.{fmt}")
+    path = export_run(run, tmp_path / f"run.{fmt}", config=CFG)
     back = load_results(path)
     assert isinstance(back, LoadedRun)
     np.testing.assert_array_equal(back.times, run.times)

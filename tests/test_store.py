@@ -46,8 +46,9 @@ def _run(alpha: float = 10.0, T: float = 2.0):
 
 def test_run_roundtrip(tmp_path):
     st = Store(tmp_path / "h.sqlite3")
-    run = _run()
-    cfg = RunConfig.from_run(run)
+    cfg = RunConfig(family="twolayer", alpha=10.0, T=2.0, model={"m": 8}, data={"n": 6, "d": 2},
+                    integrator={"times": 5})
+    run = cfg.simulate()
     rid = st.save_run(run, name="first", config=cfg)
     rec = st.get(rid)
     assert rec.kind == "run" and rec.name == "first" and rec.status == "ok" and rec.family == "twolayer"
@@ -66,12 +67,23 @@ def test_run_roundtrip(tmp_path):
     assert {"gap", "times", "output"} <= names
 
 
-def test_stored_config_recreates_the_run(tmp_path):
+@pytest.mark.parametrize("family, model", [("converse", {"R0": 0.5, "lip_dh": 2.0, "sign": -1}),
+                                           ("quadratic", {"p": 5, "n": 3, "lip_dh": 0.5, "seed": 4})])
+def test_config_derived_from_the_run_recreates_it(tmp_path, family, model):
     st = Store(tmp_path / "h.sqlite3")
-    run = _run(alpha=30.0)
+    run = RunConfig(family=family, alpha=3.0, T=2.0, model=model, integrator={"times": 5, "rtol": 1e-9}).simulate()
     rid = st.save_run(run)  # no config given: derived from the run itself
     cfg = RunConfig.from_dict(st.get(rid).config)
+    assert cfg.integrator.rtol == 1e-9
     np.testing.assert_array_equal(cfg.simulate().gap, run.gap)
+
+
+def test_twolayer_run_without_config_is_marked(tmp_path):
+    st = Store(tmp_path / "h.sqlite3")
+    run = _run()
+    rec = st.get(st.save_run(run))  # the run does not carry its data set
+    assert "data set" in rec.config["incomplete"]
+    assert rec.config["run"]["alpha"] == run.alpha
 
 
 def test_list_get_delete(tmp_path):
@@ -236,10 +248,14 @@ def _count_runs(path: Path) -> int:
         return 0
 
 
+N_SLOW = 40
+
+
 def _slow_sweep_argv(db: Path) -> list[str]:
     # many small runs, one at a time: the sweep takes several seconds in all
-    return [sys.executable, "-m", "ntk_tui", "sweep", "--family", "twolayer", "--alpha", "1:1000:60",
-            "--T", "50", "--m", "64", "--n", "16", "--d", "3", "--times", "4", "--threads", "1",
+    # (about 0.1-0.3 s per run, about 6 s in all)
+    return [sys.executable, "-m", "ntk_tui", "sweep", "--family", "twolayer", "--alpha", f"1:100:{N_SLOW}",
+            "--T", "100", "--m", "256", "--n", "32", "--d", "4", "--times", "4", "--threads", "1",
             "--db", str(db), "--quiet"]
 
 
@@ -262,7 +278,7 @@ def test_killed_sweep_keeps_finished_runs(tmp_path):
     assert len(sweeps) == 1
     sweep = sweeps[0]
     assert sweep.status == "incomplete"  # its process is gone
-    assert seen <= sweep.n_runs < 60
+    assert seen <= sweep.n_runs < N_SLOW
     res = st.load(sweep.id)
     assert res.n_done == sweep.n_runs and all(r["status"] == "ok" for r in res.rows)
     assert st.load_run(st.children(sweep.id)[0].id).gap[-1] > 0
@@ -287,7 +303,7 @@ def test_ctrl_c_stops_a_sweep_cleanly(tmp_path):
     st = Store(db)
     sweep = st.list(kind="sweep")[0]
     assert sweep.status == "cancelled"
-    assert 2 <= sweep.n_runs < 60
+    assert 2 <= sweep.n_runs < N_SLOW
     assert st.integrity_check() == "ok"
     from ntk_tui.export import load_results
 

@@ -21,6 +21,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
+
+from .packed import PackedStatic
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter
 from textual_plot.plot_widget import LinePlot, ScatterPlot
@@ -279,7 +281,11 @@ class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
         self._v_lines_labels = []
         xlo, xhi, ylo, yhi = self._frame
         colours = getattr(self, "_colours", palette(True))
-        for curve in self._curves:
+        on_top = ("measure", "measure2", "fit")
+        ordered = [c for c in self._curves if c.role not in on_top and c.pattern != "points"]
+        ordered += [c for c in self._curves if c.role in on_top and c.pattern != "points"]
+        ordered += [c for c in self._curves if c.pattern == "points"]
+        for curve in ordered:
             lx, ly = _log10(curve.x), _log10(curve.y)
             if curve.pattern == "points":
                 ok = np.isfinite(lx) & np.isfinite(ly) & (ly >= ylo) & (ly <= yhi) & (lx >= xlo) & (lx <= xhi)
@@ -407,7 +413,9 @@ class PlotPanel(Vertical):
         self._markers: list[VMarker] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(self._empty_text, classes="legend", markup=False)
+        legend = PackedStatic(classes="legend")
+        legend.set_text(Text(self._empty_text, style="dim"))
+        yield legend
         yield LogPlot(hires=self._hires)
 
     def on_mount(self) -> None:
@@ -436,22 +444,21 @@ class PlotPanel(Vertical):
     def clear(self, text: str | None = None) -> None:
         self._curves, self._markers = [], []
         self.plot.draw([], [], self.colours())
-        self.query_one(".legend", Static).update(self._empty_text if text is None else text)
+        self.query_one(".legend", PackedStatic).set_text(Text(self._empty_text if text is None else text, style="dim"))
 
     def draw(self, curves: Sequence[Curve], markers: Sequence[VMarker] = ()) -> None:
         colours = self.colours()
         self._curves, self._markers = list(curves), list(markers)
         self.plot.draw(curves, markers, colours)
-        self.query_one(".legend", Static).update(legend_text(curves, markers, colours))
+        self.query_one(".legend", PackedStatic).set_paragraphs([legend_entries(curves, markers, colours)])
 
     def refresh_colours(self) -> None:
         if self._curves or self._markers:
             self.draw(self._curves, self._markers)
 
 
-def legend_text(curves: Sequence[Curve], markers: Sequence[VMarker], colours: dict[str, str]) -> Text:
-    """``─── gap  ╌╌╌ Thm 1.2  ┈┈┈ Prop 1.1  │ Thm 1.2 valid to 3e2`` (entries never split)."""
-    text = Text(no_wrap=False, overflow="fold")
+def legend_entries(curves: Sequence[Curve], markers: Sequence[VMarker], colours: dict[str, str]) -> list[Text]:
+    """``─── gap``, ``╌╌╌ Thm 1.2``, ``│ Thm 1.2 valid to t=3e2`` ... (one entry per series)."""
     entries: list[Text] = []
     for c in curves:
         if not c.label:
@@ -460,16 +467,12 @@ def legend_text(curves: Sequence[Curve], markers: Sequence[VMarker], colours: di
         glyph = LEGEND_GLYPHS.get(c.pattern, "───")
         label = c.label + (" VIOLATED" if c.violated else "") + (f" {c.note}" if c.note else "")
         e = Text(glyph, style=style)
-        e.append("\u00a0" + label.replace(" ", "\u00a0"))
+        e.append(" " + label)
         entries.append(e)
     for m in markers:
         if not m.label:
             continue
         e = Text("│", style=colours.get(m.role, colours["marker"]))
-        e.append("\u00a0" + m.label.replace(" ", "\u00a0"))
+        e.append(" " + m.label)
         entries.append(e)
-    for i, e in enumerate(entries):
-        if i:
-            text.append("  ")
-        text.append_text(e)
-    return text
+    return entries
