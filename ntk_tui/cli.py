@@ -257,8 +257,8 @@ def _db_options(p: argparse.ArgumentParser, *, save: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="A terminal laboratory for the neural tangent kernel approximation: gradient flow vs. its "
-                    "linearization, against the theory's bounds. Without a command, opens the terminal app.",
+        description="A terminal laboratory for the neural tangent kernel approximation: gradient flow vs.\n"
+                    "its linearization, against the theory's bounds. Without a command, opens the terminal app.",
         epilog=_presets_epilog() + "\n\nrun 'ntk-tui COMMAND --help' for the options of a command; see docs/cli.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     # ---- sweep
     p = sub.add_parser("sweep", help="a grid of runs and the fitted exponents of gap(T)",
                        description="Run every combination of T, seed and alpha (or width m, with alpha = sqrt(m): "
-                                   "the NTK parametrization) and fit gap(T) = C alpha^a T^b. Lists are comma-"
+                                   "the NTK parametrization) and fit the exponents of gap(T) in alpha and in T. Lists are comma-"
                                    "separated (10,100,1000) or log ranges LO:HI:N. Ctrl-C stops and keeps what finished.")
     p.add_argument("--config", metavar="FILE", help="TOML sweep configuration (options given here override it)")
     p.add_argument("--family", choices=("converse", "twolayer", "quadratic", "linear"), help="model family")

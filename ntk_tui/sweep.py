@@ -239,7 +239,10 @@ class SweepResult:
         return self.n_done == self.n_total
 
     def task(self, index: int) -> SweepTask:
-        return self.spec.tasks()[index]
+        tasks = self.__dict__.get("_tasks")
+        if tasks is None:
+            tasks = self.__dict__["_tasks"] = self.spec.tasks()
+        return tasks[index]
 
     def column(self, key: str):
         import numpy as np

@@ -222,6 +222,9 @@ class NtkApp(App[None]):
         """``"0.41 s"`` (or None when the clock is frozen for deterministic screens)."""
         if self.frozen_clock or seconds is None:
             return None
+        seconds = float(seconds)
+        if seconds < 1.0:
+            return f"{seconds * 1000:.3g} ms"
         return f"{seconds:.2f} s"
 
     def on_unmount(self) -> None:

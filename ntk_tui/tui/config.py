@@ -192,7 +192,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e7:
             return str(int(value))
-        return f"{value:g}"
+        text = f"{value:g}"
+        if "e" in text:  # 1e-08 -> 1e-8
+            mant, exp = text.split("e")
+            text = f"{mant}e{int(exp)}"
+        return text
     return str(value)
 
 
@@ -334,7 +338,7 @@ class RunConfig:
 
     def to_core(self) -> Any:
         """The equivalent :class:`ntk_tui.config.RunConfig` (raises ``ValueError``)."""
-        from ntk_tui import config as core
+        import ntk_tui.config as core
 
         return core.RunConfig(
             family=self.family,
@@ -362,7 +366,7 @@ class RunConfig:
     def core_data(self) -> Any:
         if self.family != "twolayer":
             return None
-        from ntk_tui import config as core
+        import ntk_tui.config as core
 
         p = self.params
         if p["data"] == "file":
@@ -455,7 +459,7 @@ class SweepConfig:
 
     def to_core(self) -> Any:
         """The equivalent :class:`ntk_tui.config.SweepSpec` (raises ``ValueError``)."""
-        from ntk_tui import config as core
+        import ntk_tui.config as core
 
         b = self.base
         kw: dict[str, Any] = {}

@@ -91,7 +91,7 @@ FORMATS = (("csv", "CSV of the measurements"), ("json", "JSON (measurements, sum
 
 def export_target(kind: str, obj: Any, path: str | Path) -> Path:
     """Write ``obj`` (a run, or a sweep result) to ``path`` (.csv or .json) via :mod:`ntk_tui.export`."""
-    from ntk_tui import export
+    import ntk_tui.export as export
 
     if kind == "sweep":
         return export.export_sweep(obj, path)

@@ -34,7 +34,7 @@ uses the exact solution of the linear one, then compares them at every sample ti
 | **Lip(Dh)** | how fast the Jacobian can change: `‖J(w) - J(v)‖ ≤ Lip(Dh) ‖w - v‖` (exact for Converse and Quadratic, an upper bound for TwoLayer) |
 | **≥ … (path)** | the largest `‖J(w(t)) - J0‖ / ‖w(t) - w0‖` seen along the run: a lower estimate of Lip(Dh) |
 | **kappa** | `T Lip(Dh) sqrt(R0) / alpha`, dimensionless: the NTK approximation is good when kappa is small |
-| **‖w−w0‖, ‖w̄−w0‖** | how far the weights of the real and of the linearized model moved |
+| **‖w−w0‖, ‖wbar−w0‖** | how far the weights of the real and of the linearized model moved |
 | **‖K_t−K0‖op** | drift of the tangent kernel `K_t = J(w(t)) J(w(t))^T` (spectral norm) |
 | **‖J_t−J0‖op** | drift of the Jacobian itself |
 

@@ -198,7 +198,8 @@ class HistoryScreen(Screen):
             if rec.kind == "sweep":
                 gap = None
             entries[f"db-{rec.id}"] = Entry(
-                key=f"db-{rec.id}", kind=rec.kind, store_id=rec.id, session=None, created=_short_time(rec.created),
+                key=f"db-{rec.id}", kind=rec.kind, store_id=rec.id, session=None,
+                created="—" if self.app.frozen_clock else _short_time(rec.created),
                 name=rec.name or (f"{rec.n_runs} runs" if rec.kind == "sweep" else ""), family=rec.family or "",
                 alpha=s.get("alpha"), T=s.get("T"), gap=gap, status=rec.status, config=rec.config,
             )

@@ -369,7 +369,7 @@ class RunScreen(Screen):
         el = self.app.elapsed_text(stats.get("elapsed_s", elapsed))
         label = f"{cfg.describe()}"
         if status == "ok":
-            extra = "done" + (f" · saved #{store_id}" if store_id is not None else "")
+            extra = f"saved #{store_id}" if store_id is not None else "done"
             bar.stats(stats, elapsed=el, extra=extra)
         elif status == "cancelled":
             t_done = float(np.asarray(run.times)[-1]) if n else 0.0

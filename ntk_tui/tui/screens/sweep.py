@@ -129,8 +129,8 @@ class SweepScreen(Screen):
     BINDINGS = [
         Binding("r", "run", "Run sweep"),
         Binding("c", "cancel", "Cancel"),
-        Binding("g", "app.goto('run')", "Run screen"),
-        Binding("h", "app.goto('history')", "History"),
+        Binding("g", "app.goto('run')", "Single run"),
+        Binding("h", "app.goto('history')", "History", show=False),
         Binding("e", "export", "Export"),
         Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
         Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
@@ -245,7 +245,7 @@ class SweepScreen(Screen):
             locked["alpha"] = "swept"
         if raw.get("t_mode") == "scaled":
             locked["T"] = "T = C alpha"
-        self.base_form.lock(locked)
+        self.base_form.lock_fields(locked)
         self.base_form.validate_all()
 
     @on(ParameterForm.Changed, "#wform")

@@ -89,7 +89,14 @@ class ParameterForm(Container):
     ParameterForm {
         height: auto;
         & > #fields { layout: grid; grid-size: 1; grid-gutter: 0 2; height: auto; }
-        & > .errors { color: $error; height: auto; padding: 0 0; }
+        & > .errors { color: $error; height: auto; padding: 0 0; display: none; }
+        & > .hint { color: $foreground 60%; height: auto; margin-top: 1; display: none; }
+        & > .errors.-shown, & > .hint.-shown { display: block; }
+        & FieldRow.-locked > Input, & FieldRow.-locked > Select, & FieldRow.-locked > Checkbox {
+            color: $foreground 40%;
+            text-style: strike;
+        }
+        & FieldRow.-locked > Label { color: $foreground 40%; text-style: italic; }
         & Input.-invalid, & Select.-invalid { background: $error 25%; }
         & Checkbox.-textual-compact:focus { border: none !important; }
     }
@@ -125,7 +132,7 @@ class ParameterForm(Container):
         self._initial = {s.key: s.default for s in self.specs}
         self._initial.update(values or {})
         self._errors: dict[str, str] = {}
-        self._locked: dict[str, str] = {}
+        self._locked_fields: dict[str, str] = {}
         self._extra_errors: dict[str, str] = {}
         self.family_aware = family_aware and any(s.key == "family" for s in self.specs)
         self._suspend = 0
@@ -137,6 +144,25 @@ class ParameterForm(Container):
             for spec in self.specs:
                 yield FieldRow(spec, self._initial.get(spec.key, spec.default), form_id=self.id or "form")
         yield Static("", classes="errors", markup=False)
+        yield Static("", classes="hint", markup=False)
+
+    def on_descendant_focus(self, event: Any) -> None:
+        key = self._key_of(event.widget) if event.widget is not None else None
+        spec = next((s for s in self.specs if s.key == key), None)
+        hint = self.query_one(".hint", Static)
+        if spec is None:
+            hint.update("")
+            hint.remove_class("-shown")
+            return
+        text = Text(f"{spec.label}: ", style="bold")
+        text.append(self._locked_fields.get(spec.key, spec.help))
+        hint.update(text)
+        hint.add_class("-shown")
+
+    def on_descendant_blur(self, event: Any) -> None:
+        hint = self.query_one(".hint", Static)
+        hint.update("")
+        hint.remove_class("-shown")
 
     def on_mount(self) -> None:
         self._update_visibility()
@@ -212,14 +238,15 @@ class ParameterForm(Container):
             row = self.query_one(f"#{self.id}-row-{spec.key}")
             row.display = self._applies(spec)
 
-    def lock(self, locked: dict[str, str]) -> None:
+    def lock_fields(self, locked: dict[str, str]) -> None:
         """Disable fields overridden elsewhere (key -> reason shown as tooltip)."""
-        self._locked = dict(locked)
+        self._locked_fields = dict(locked)
         for spec in self.specs:
             w = self._control(spec.key)
-            w.disabled = spec.key in self._locked
-            if spec.key in self._locked:
-                w.tooltip = self._locked[spec.key]
+            w.disabled = spec.key in self._locked_fields
+            self.query_one(f"#{self.id}-row-{spec.key}").set_class(spec.key in self._locked_fields, "-locked")
+            if spec.key in self._locked_fields:
+                w.tooltip = self._locked_fields[spec.key]
             else:
                 w.tooltip = spec.help
 
@@ -232,7 +259,7 @@ class ParameterForm(Container):
         raw = self.raw_values()
         errors: dict[str, str] = {}
         for spec in self.specs:
-            if not self._applies(spec) or spec.key in self._locked:
+            if not self._applies(spec) or spec.key in self._locked_fields:
                 continue
             msg = field_error(spec.key, raw[spec.key], raw)
             if msg:
@@ -258,7 +285,9 @@ class ParameterForm(Container):
             if i:
                 text.append("\n")
             text.append("✗ " + msg)
-        self.query_one(".errors", Static).update(text)
+        box = self.query_one(".errors", Static)
+        box.update(text)
+        box.set_class(bool(all_errors), "-shown")
 
     @property
     def errors(self) -> dict[str, str]:

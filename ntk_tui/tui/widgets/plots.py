@@ -221,14 +221,19 @@ class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
         self._curves: list[Curve] = []
         self._markers: list[VMarker] = []
 
-    def on_mount(self) -> None:  # PlotWidget.on_mount also runs (Textual calls each class's handler)
-        self.margin_top = 1
+    def on_mount(self) -> None:
+        # PlotWidget.on_mount also runs (after this one) and resets limits and data: set up afterwards
+        self.call_after_refresh(self._setup)
+
+    def _setup(self) -> None:
+        self.margin_top = 0
         self.margin_bottom = 1
         self.margin_left = 7
         self.set_x_formatter(DecadeFormatter())
         self.set_y_formatter(DecadeFormatter())
         self.show_legend(is_visible=False)
         self._apply_frame()
+        self._rebuild()
 
     def on_resize(self) -> None:
         self._apply_frame()

@@ -63,7 +63,7 @@ def _arr(run: Any, name: str) -> np.ndarray:
 def _validity_end(name: str, run: Any, times: np.ndarray, valid: np.ndarray) -> float | None:
     """The time where bound ``name`` stops being valid (None if it never does on the range)."""
     try:
-        from ntk_tui import bounds as B
+        import ntk_tui.bounds as B
 
         key = re.sub(r"[^a-z0-9]+", "_", name.lower())
         rho = float(getattr(run, "rho", math.inf))
@@ -95,7 +95,7 @@ def run_curves(run: Any, *, final: bool = True) -> dict[str, tuple[list[Curve], 
     out["gap"][0].append(gap_curve)
     wc, wcl = _arr(run, "weight_change"), _arr(run, "weight_change_lin")
     out["weights"][0].append(Curve("‖w−w0‖", t, wc, role="measure"))
-    out["weights"][0].append(Curve("‖w̄−w0‖", t, wcl, role="measure2"))
+    out["weights"][0].append(Curve("‖wbar−w0‖", t, wcl, role="measure2"))
     kd, jd = _arr(run, "kernel_drift"), _arr(run, "jacobian_drift")
     knote = "= 0" if np.isfinite(kd).any() and np.nanmax(np.abs(kd)) == 0 else ""
     out["kernel"][0].append(Curve("‖K_t−K0‖op", t, kd, role="measure", note=knote))
@@ -146,7 +146,7 @@ class RunPlots(Container):
     """Three :class:`PlotPanel` s with fixed log axes for one run at a time."""
 
     PANELS = (
-        ("gap", "gap ‖αh(w)−αh̄(w̄)‖ vs bounds"),
+        ("gap", "gap ‖αh(w) − αhbar(wbar)‖ vs the bounds"),
         ("weights", "weight change vs Prop 3.1"),
         ("kernel", "kernel drift ‖K_t−K0‖"),
     )
@@ -207,7 +207,8 @@ class RunPlots(Container):
             p.clear("running…" if key == "gap" else "")
 
     def _frame_for(self, key: str, curves: list[Curve]) -> list[float] | None:
-        values = [c.y for c in curves]
+        # measurements and Theorem 1.2 set the range; other bounds may leave it (clipped)
+        values = [c.y for c in curves if c.role in ("measure", "measure2") or c.label == "Thm 1.2"]
         top = self._tops.get(key)
         rng = decade_range(values, max_span=MAX_SPAN, ceil_=top)
         if rng is None:

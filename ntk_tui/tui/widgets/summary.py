@@ -8,16 +8,16 @@ here); this module only lays them out: each entry keeps its words together
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-__all__ = ["SummaryPanel", "RunStatus", "fmt", "short_label", "entries_text"]
+from .packed import PackedStatic
 
-NBSP = "\u00a0"
+__all__ = ["SummaryPanel", "RunStatus", "fmt", "short_label"]
 
 
 def fmt(x: Any, digits: int = 2) -> str:
@@ -44,27 +44,15 @@ def short_label(label: str) -> str:
 def _entry(*parts: tuple[str, str]) -> Text:
     t = Text()
     for s, style in parts:
-        t.append(s.replace(" ", NBSP), style=style)
+        t.append(s, style=style)
     return t
-
-
-def entries_text(lines: Iterable[Iterable[Text]]) -> Text:
-    out = Text()
-    for i, line in enumerate(lines):
-        if i:
-            out.append("\n")
-        for j, e in enumerate(line):
-            if j:
-                out.append("  ")
-            out.append_text(e)
-    return out
 
 
 KEY = "bold"
 DIM = "dim"
 
 
-class SummaryPanel(Static):
+class SummaryPanel(PackedStatic):
     """R0, kappa, Lip(Dh), gap(T) against each bound, and the verdict."""
 
     DEFAULT_CSS = """
@@ -79,13 +67,13 @@ class SummaryPanel(Static):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id, markup=False)
+        super().__init__(id=id)
         self.summary: Any = None
 
     def show_text(self, *lines: str) -> None:
         self.summary = None
         self.remove_class("-violated")
-        self.update(Text("\n".join(lines), style=DIM))
+        self.set_text(Text("\n".join(lines), style=DIM))
 
     def show_live(self, run: Any, t: float | None) -> None:
         """While running: constants known from the start and the gap so far."""
@@ -95,7 +83,7 @@ class SummaryPanel(Static):
         gap = _last_finite(getattr(run, "gap", []))
         if gap is not None and t is not None:
             line1.append(_entry(("gap(t)", KEY), (f" {fmt(gap)} at t={fmt(t)}", "")))
-        self.update(entries_text([line1, [_entry(("running…", DIM))]]))
+        self.set_paragraphs([line1, [_entry(("running…", DIM))]])
 
     def _constants(self, run: Any, summary: Any = None) -> list[Text]:
         R0 = summary.R0 if summary is not None else getattr(run, "R0", math.nan)
@@ -122,7 +110,8 @@ class SummaryPanel(Static):
         at = "T" if _close(summary.t, summary.T) else f"t={fmt(summary.t)}"
         line1.append(_entry((f"gap({at})", KEY), (f" {fmt(summary.gap_T)}", "bold")))
         line2: list[Text] = []
-        for b in summary.bounds.values():
+        order = {"upper": 0, "lower": 1, "weight": 2, "reference": 3}
+        for b in sorted(summary.bounds.values(), key=lambda b: (order.get(b.kind, 9), b.label != "Theorem 1.2")):
             label = short_label(b.label)
             if b.kind == "reference":
                 continue
@@ -140,12 +129,11 @@ class SummaryPanel(Static):
             else:
                 line2.append(_entry((label, KEY), (f" {rel} {fmt(b.value)}", ""),
                                     (f" ({fmt(b.ratio)}x loose)", DIM)))
-        verdict_style = "bold red" if summary.violated else "bold"
-        line3 = [_entry(("verdict:", KEY))]
-        v = Text(summary.verdict, style=verdict_style)
+        verdict_style = "bold red" if summary.violated else ""
+        verdict = Text("verdict: ", style=KEY)
+        verdict.append(summary.verdict, style=verdict_style)
         self.set_class(bool(summary.violated), "-violated")
-        self.update(entries_text([line1, line2]) + Text("\n") + Text("verdict: ", style=KEY) + v)
-        del line3
+        self.set_paragraphs([line1, line2, [verdict]])
 
 
 def _close(a: float, b: float) -> bool:
@@ -195,9 +183,10 @@ class RunStatus(Horizontal):
         if "nfev" in stats:
             parts.append(f"nfev {fmt_int(stats['nfev'])}")
         if "naccept" in stats:
-            parts.append(f"accepted {fmt_int(stats['naccept'])}")
-        if "nreject" in stats:
-            parts.append(f"rejected {fmt_int(stats['nreject'])}")
+            steps = f"steps {fmt_int(stats['naccept'])}"
+            if "nreject" in stats:
+                steps += f" ({fmt_int(stats['nreject'])} rej.)"
+            parts.append(steps)
         if elapsed:
             parts.append(elapsed)
         if extra:

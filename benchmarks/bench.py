@@ -1,0 +1,218 @@
+"""Side-by-side performance runs: the engine against a scipy reference, same run.
+
+    python benchmarks/bench.py            # every workload
+    python benchmarks/bench.py W1 W3      # some of them
+    python benchmarks/bench.py --quick    # smaller W1/W2 reference (fewer runs)
+
+The reference is what a user would write: ``scipy.integrate.solve_ivp`` with
+DOP853 and a vectorised numpy right-hand side integrating w and wbar together,
+one model after another. Both must give the same gaps to the stated accuracy;
+the script prints wall times, their ratio, function evaluations per run and
+time per right-hand-side evaluation against the machine's measured
+matrix-multiply rate. Nothing here is a pass/fail timing test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import ntk_tui as nt
+
+
+def reference_gaps(X, y, m, w0, alpha, T, times, rtol, atol):
+    """Gap at `times` from scipy DOP853 on (w, wbar) with a vectorised numpy rhs."""
+    n, d = X.shape
+    sm, sn = math.sqrt(m), math.sqrt(n)
+    ys = y / sn
+
+    def f_and_grad(w, r):
+        a, U = w[:m], w[m:].reshape(m, d)
+        Z = sm * (X @ U.T)
+        S = np.tanh(Z)
+        f = S @ a / (sm * sn)
+        ga = S.T @ r / (sm * sn)
+        C = (1.0 - S * S) * a * r[:, None] / sn
+        gU = C.T @ X
+        return f, np.concatenate([ga, gU.ravel()])
+
+    h0, _ = f_and_grad(w0, np.zeros(n))
+    a0, U0 = w0[:m], w0[m:].reshape(m, d)
+    Z0 = sm * (X @ U0.T)
+    S0 = np.tanh(Z0)
+    A0 = S0 / (sm * sn)
+    B0 = (1.0 - S0 * S0) * a0 / sn
+
+    def j0(v):
+        return A0 @ v[:m] + np.sum(B0 * (X @ v[m:].reshape(m, d).T), axis=1)
+
+    def j0t(q):
+        return np.concatenate([A0.T @ q, ((B0 * q[:, None]).T @ X).ravel()])
+
+    p = len(w0)
+    nfev = [0]
+
+    def rhs(t, s):
+        nfev[0] += 1
+        w, wb = s[:p], s[p:]
+        f, _ = f_and_grad(w, np.zeros(n))
+        r = ys - alpha * (f - h0)  # centred network
+        _, g = f_and_grad(w, r)
+        rb = ys - alpha * j0(wb - w0)
+        return np.concatenate([g / alpha, j0t(rb) / alpha])
+
+    sol = solve_ivp(rhs, (0.0, T), np.concatenate([w0, w0]), method="DOP853", t_eval=times, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(sol.message)
+    gaps = []
+    for k in range(len(times)):
+        w, wb = sol.y[:p, k], sol.y[p:, k]
+        f, _ = f_and_grad(w, np.zeros(n))
+        gaps.append(np.linalg.norm(alpha * (f - h0) - alpha * j0(wb - w0)))
+    return np.array(gaps), nfev[0]
+
+
+def matmul_rate(threads_note: str) -> float:
+    """Measured double-precision matrix-multiply rate (GFLOP/s) of this machine, one core."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        threadpool_limits = None
+    a = np.random.default_rng(0).standard_normal((1024, 1024))
+    b = a.copy()
+
+    def run():
+        best = 1e9
+        for _ in range(5):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+        return 2 * 1024**3 / best / 1e9
+
+    if threadpool_limits is not None:
+        with threadpool_limits(1):
+            return run()
+    print(f"  (threadpoolctl missing: {threads_note})")
+    return run()
+
+
+def twolayer_sweep(n, d, m, seeds, alphas, T, times):
+    X, y = nt.datasets.sphere(n=n, d=d, seed=0)
+    models = [nt.TwoLayer(X, y, m=m, seed=s) for s in seeds]
+    return X, y, models
+
+
+def compare(label, models, X, y, m, alphas, T, times, ref_rtol, ref_atol, tol_rel, tol_abs, ref_runs=None):
+    print(f"\n== {label}: {len(models)} models x {len(alphas)} alphas, m={m}, n={X.shape[0]}, d={X.shape[1]}, T={T}")
+    t0 = time.perf_counter()
+    batch = nt.simulate_batch(models, alphas, T, times, metrics=["gap"])
+    t_engine = time.perf_counter() - t0
+    nfev_engine = np.array([[r.stats["nfev"] for r in row] for row in batch.runs])
+    pairs = [(i, j) for i in range(len(models)) for j in range(len(alphas))]
+    if ref_runs is not None and ref_runs < len(pairs):
+        pick = np.linspace(0, len(pairs) - 1, ref_runs).round().astype(int)
+        pairs = [pairs[k] for k in pick]
+    t0 = time.perf_counter()
+    worst = 0.0
+    nfev_ref = []
+    for i, j in pairs:
+        g, nf = reference_gaps(X, y, m, models[i].w0, alphas[j], T, times, ref_rtol, ref_atol)
+        nfev_ref.append(nf)
+        err = np.abs(batch.gap[i, j] - g) / (tol_rel * np.abs(g) + tol_abs)
+        worst = max(worst, float(err.max()))
+    t_ref = (time.perf_counter() - t0) * len(models) * len(alphas) / len(pairs)
+    scaled = "" if len(pairs) == len(models) * len(alphas) else f" (measured on {len(pairs)} runs, scaled)"
+    print(f"  engine   : {t_engine:8.3f} s   nfev/run {nfev_engine.mean():8.0f}   ({os.cpu_count()} threads)")
+    print(f"  reference: {t_ref:8.3f} s   nfev/run {np.mean(nfev_ref):8.0f}   scipy DOP853 rtol={ref_rtol:g} atol={ref_atol:g}{scaled}")
+    print(f"  speed-up : {t_ref / t_engine:8.1f}x")
+    print(f"  agreement: worst |gap - ref| / ({tol_rel:g} |ref| + {tol_abs:g}) = {worst:.3f}  ({'OK' if worst <= 1 else 'MISMATCH'})")
+    return batch, t_engine, t_ref, nfev_engine, np.array(nfev_ref)
+
+
+def w1(quick: bool) -> None:
+    n, d, m, T = 64, 8, 256, 1000.0
+    X, y, models = twolayer_sweep(n, d, m, range(4), None, T, None)
+    alphas = np.geomspace(1, 1e4, 16)
+    times = np.geomspace(1e-2, T, 32)
+    compare("W1 small sweep", models, X, y, m, alphas, T, times, 1e-10, 1e-12, 1e-3, 1e-9, ref_runs=16 if quick else None)
+
+
+def w2(quick: bool) -> None:
+    n, d, m, T = 256, 32, 4096, 100.0
+    X, y, models = twolayer_sweep(n, d, m, range(4), None, T, None)
+    alphas = np.array([1.0, 21.5, 464.0, 1e4])
+    times = np.geomspace(1e-2, T, 32)
+    batch, t_eng, t_ref, nf_eng, nf_ref = compare(
+        "W2 wide models", models, X, y, m, alphas, T, times, 1e-8, 1e-12, 1e-3, 1e-9, ref_runs=4 if quick else None
+    )
+    runs = len(models) * len(alphas)
+    threads = min(os.cpu_count() or 1, runs)
+    per_eval_engine = t_eng * threads / nf_eng.sum()  # core-seconds per evaluation
+    per_eval_ref = t_ref / (nf_ref.mean() * runs)
+    rate = matmul_rate("rate measured with numpy's default threads")
+    floor_min = 4 * n * m * d / (rate * 1e9)  # forward X U^T + backward C^T X
+    floor_engine = 8 * n * m * d / (rate * 1e9)  # the deviation formulation's four products
+    print(f"  time per rhs evaluation: engine {per_eval_engine * 1e3:.2f} ms (per core), reference {per_eval_ref * 1e3:.2f} ms"
+          f"  -> {per_eval_ref / per_eval_engine:.1f}x")
+    print(f"  matmul rate (1 core, numpy 1024^3): {rate:.1f} GFLOP/s")
+    print(f"  FLOP floor per evaluation: {floor_min * 1e3:.2f} ms for 2 products (4nmd), {floor_engine * 1e3:.2f} ms for the"
+          f" engine's 4 products (8nmd); engine at {per_eval_engine / floor_min:.2f}x / {per_eval_engine / floor_engine:.2f}x of them")
+    # kernel metrics cost on one W2 run
+    t0 = time.perf_counter()
+    nt.simulate(models[0], 21.5, T, times, metrics=["gap"])
+    t_gap = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nt.simulate(models[0], 21.5, T, times, metrics=["gap", "kernel_drift"])
+    t_kern = time.perf_counter() - t0
+    print(f"\n== Kernel metrics: one W2 run with kernel_drift at 32 times {t_kern:.2f} s vs gap only {t_gap:.2f} s"
+          f" -> {t_kern / t_gap:.2f}x")
+
+
+def w3(quick: bool) -> None:
+    print("\n== W3 converse sweep: 10,000 Converse models over kappa in [1e-4, 1e4]")
+    t0 = time.perf_counter()
+    kappas = np.geomspace(1e-4, 1e4, 10_000)
+    alpha, T, R0 = 1.0, 1.0, 0.5
+    models = [nt.Converse(T, R0, k * alpha / (T * math.sqrt(R0))) for k in kappas]
+    batch = nt.simulate_batch(models, [alpha], T, [T], metrics=["gap"], rtol=1e-8)
+    total = time.perf_counter() - t0
+    g = batch.gap[:, 0, -1] / math.sqrt(R0)
+    lower = np.minimum(kappas / 5, 1 / 5)
+    print(f"  total {total:.3f} s (model construction + batch), all ok: {(batch.status == 'ok').all()}")
+    print(f"  Theorem 1.3 lower bound holds on all 10,000: {(g >= lower).all()}")
+
+
+def cancel_latency() -> None:
+    X, y = nt.datasets.sphere(n=64, d=8, seed=0)
+    models = [nt.TwoLayer(X, y, m=1024, seed=s) for s in range(4)]
+    job = nt.start_batch(models, np.geomspace(1, 1e4, 8), 1e4, metrics=["gap"])
+    while job.progress[0] < 1:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    job.cancel()
+    job.wait()
+    print(f"\n== Cancellation: batch returned {1e3 * (time.perf_counter() - t0):.1f} ms after cancel();"
+          f" {int((job.result().status == 'ok').sum())} finished runs kept")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workloads", nargs="*", default=["W1", "W2", "W3", "cancel"])
+    ap.add_argument("--quick", action="store_true", help="time the reference on a subset of runs and scale")
+    args = ap.parse_args()
+    print(f"ntk_tui {nt.__version__} | Python {sys.version.split()[0]} | numpy {np.__version__} | {platform.machine()}"
+          f" | {os.cpu_count()} cores | threads {threading.active_count()}")
+    for w in args.workloads:
+        {"W1": w1, "W2": w2, "W3": w3, "cancel": lambda q: cancel_latency()}[w](args.quick)
+
+
+if __name__ == "__main__":
+    main()

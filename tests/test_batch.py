@@ -1,0 +1,100 @@
+"""Batches: equal to single runs, deterministic across thread counts, cancellable."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+import ntk_tui as nt
+
+
+def nets(k: int = 3, m: int = 32):
+    X, y = nt.datasets.sphere(16, 4, seed=0)
+    return [nt.TwoLayer(X, y, m=m, seed=s) for s in range(k)]
+
+
+def test_batch_equals_single_runs() -> None:
+    models = nets()
+    alphas = [1.0, 30.0, 1e4]
+    batch = nt.simulate_batch(models, alphas, 50.0)
+    assert batch.gap.shape == (3, 3, 64)
+    for i, model in enumerate(models):
+        for j, a in enumerate(alphas):
+            single = nt.simulate(model, a, 50.0)
+            np.testing.assert_array_equal(batch.run(i, j).gap, single.gap)
+            np.testing.assert_array_equal(batch.kernel_drift[i, j], single.kernel_drift)
+            assert batch.run(i, j).stats["nfev"] == single.stats["nfev"]
+    assert (batch.status == "ok").all()
+    np.testing.assert_array_equal(batch.gap_T, batch.gap[..., -1])
+
+
+def test_results_identical_whatever_the_thread_count() -> None:
+    models = nets(4)
+    alphas = np.geomspace(1, 1e3, 5)
+    one = nt.simulate_batch(models, alphas, 20.0, threads=1)
+    two = nt.simulate_batch(models, alphas, 20.0, threads=2)
+    default = nt.simulate_batch(models, alphas, 20.0)
+    for name in nt.SERIES:
+        a, b, c = getattr(one, name), getattr(two, name), getattr(default, name)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_paired_batch_runs_model_i_with_alpha_i() -> None:
+    X, y = nt.datasets.sphere(8, 3, seed=1)
+    widths = [16, 64, 256]
+    models = [nt.TwoLayer(X, y, m=m) for m in widths]
+    alphas = np.sqrt(widths)
+    batch = nt.simulate_batch(models, alphas, 10.0, paired=True, metrics=["gap"])
+    assert batch.gap.shape == (3, 1, 64)
+    for i, m in enumerate(models):
+        np.testing.assert_array_equal(batch.run(i).gap, nt.simulate(m, alphas[i], 10.0, metrics=["gap"]).gap)
+
+
+def test_one_diverging_model_does_not_sink_the_batch() -> None:
+    stiff = nt.Quadratic(6, 3, lip_dh=1e6, seed=1)  # explodes the step count at small alpha
+    models = [nets(1)[0], stiff, nt.Converse(10.0, 0.5, 1.0)]
+    batch = nt.simulate_batch(models, [1e-3], 10.0, max_steps=20_000, metrics=["gap"])
+    status = batch.status[:, 0]
+    assert status[0] == "ok" and status[2] == "ok", status
+    assert status[1].startswith("failed: maximum number of steps"), status[1]
+    assert np.isfinite(batch.gap[0, 0]).all() and np.isfinite(batch.gap[2, 0]).all()
+
+
+def test_progress_is_monotone_and_cancel_keeps_finished_runs() -> None:
+    models = nets(2, m=512)
+    alphas = np.geomspace(1, 1e4, 16)
+    job = nt.start_batch(models, alphas, 3000.0, threads=2, metrics=["gap"])
+    seen = [job.progress]
+    while job.progress[0] < 3 and not job.done:
+        time.sleep(0.005)
+        seen.append(job.progress)
+    # cancel from another thread, as the TUI's worker would
+    t0 = time.perf_counter()
+    threading.Thread(target=job.cancel).start()
+    assert job.wait(timeout=5.0)
+    latency = time.perf_counter() - t0
+    batch = job.result()
+    done_counts = [d for d, _ in seen]
+    assert done_counts == sorted(done_counts)
+    assert all(total == 32 for _, total in seen)
+    status = batch.status.ravel()
+    n_ok = int((status == "ok").sum())
+    assert n_ok >= 3, status
+    assert (status == "cancelled").sum() >= 1, status
+    assert n_ok + (status == "cancelled").sum() == 32
+    for idx in np.flatnonzero(status == "ok"):
+        i, j = divmod(int(idx), 16)
+        assert np.isfinite(batch.gap[i, j]).all()
+    # not a timing assertion of speed: cancellation must not wait for the whole
+    # batch (which takes tens of seconds here)
+    assert latency < 5.0
+
+
+def test_progress_reaches_total() -> None:
+    job = nt.start_batch(nets(2), [1.0, 10.0], 5.0)
+    job.wait()
+    assert job.progress == (4, 4)
+    assert job.done
