@@ -111,17 +111,17 @@ def _grid(text: str, *, integer: bool = False) -> list:
         else:
             vals = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
         if integer:
-            out: list = []
+            ints: list = []
             for v in vals:
                 iv = int(round(v))
-                if iv not in out:
-                    out.append(iv)
-            return out
+                if iv not in ints:
+                    ints.append(iv)
+            return ints
         return [float(f"{v:.12g}") for v in vals]
     items = [s for s in text.replace(" ", ",").split(",") if s]
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind} (got {text!r})")
-    out = []
+    out: list = []
     for s in items:
         try:
             v = int(s) if integer else float(s)
@@ -143,7 +143,7 @@ def _int_grid(text: str) -> list:
 
 def _seed_list(text: str) -> list:
     items = [s for s in text.replace(" ", ",").split(",") if s]
-    out = []
+    out: list = []
     for s in items:
         if "-" in s[1:]:
             a, b = s.split("-", 1)
@@ -650,7 +650,9 @@ def _fits_table(fits: dict, variable: str):
         for f in fits.get(var, []):
             lo, hi = f["slope_ci95"]
             ci = "-" if lo is None or (isinstance(lo, float) and math.isnan(lo)) else f"[{lo:.3f}, {hi:.3f}]"
-            at = ", ".join(f"{k}={_fmt(v) if isinstance(v, (int, float)) else v}" for k, v in f["at"].items())
+            at = ", ".join(f"{k}={v}" if isinstance(v, int) or (k == "m" and isinstance(v, float) and v.is_integer())
+                           and not isinstance(v, bool) else f"{k}={_fmt(v) if isinstance(v, (int, float)) else v}"
+                           for k, v in f["at"].items())
             th = f.get("theory") or {}
             t.add_row("width m" if var == "m" else var, at, f"{f['slope']:.3f}", ci, f"{f['r2']:.4f}", str(f["n"]),
                       _fmt(th.get("Thm 1.2"), 3), _fmt(th.get("Prop 1.1"), 3))
@@ -738,7 +740,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_run_summary(out, summary, run, record_id, None)
         notes = []
-        if record_id:
+        if record_id and store is not None:
             notes.append(f"saved as #{record_id} in {store.path}")
         if args.out:
             notes.append(f"measurements written to {args.out}")
@@ -1091,8 +1093,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"{PROG}: cannot start the terminal app: {exc}", file=sys.stderr)
         return EXIT_FAIL
-    rc = run_app(preset=args.preset, family=args.tui_family, alpha=args.tui_alpha, T=args.tui_T, **params)
-    return int(rc or 0)
+    run_app(preset=args.preset, family=args.tui_family, alpha=args.tui_alpha, T=args.tui_T, **params)
+    return EXIT_OK
 
 
 def _version_text() -> str:

@@ -281,6 +281,8 @@ class LoadedRun:
         meta = dict(doc.get("meta") or {})
         self.name = doc.get("name")
         self.family = meta.get("family")
+        self.alpha: float = float("nan")
+        self.T: float = float("nan")
         for k in RUN_META_KEYS:
             if k != "family":
                 v = meta.get(k)
@@ -292,10 +294,10 @@ class LoadedRun:
         self.build = doc.get("build")
         self.params = dict((self.config or {}).get("model") or {})
         self.times = np.asarray(columns["t"], dtype=float)
-        k = len(self.times)
+        nk = len(self.times)
         for name in METRIC_COLUMNS:
             v = columns.get(name)
-            setattr(self, name, np.full(k, np.nan) if v is None else np.asarray(
+            setattr(self, name, np.full(nk, np.nan) if v is None else np.asarray(
                 [np.nan if x is None else x for x in v], dtype=float))
         self._bounds = {}
         for key in columns:
@@ -303,7 +305,7 @@ class LoadedRun:
                 bname = key[len("bound_"):]
                 value = np.asarray([np.nan if x is None else x for x in columns[key]], dtype=float)
                 valid = columns.get(f"{key}_valid")
-                valid = np.ones(k, dtype=bool) if valid is None else np.asarray(
+                valid = np.ones(nk, dtype=bool) if valid is None else np.asarray(
                     [_truthy(x) for x in valid], dtype=bool)
                 self._bounds[bname] = LoadedBound(value, valid)
 

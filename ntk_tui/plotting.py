@@ -184,10 +184,18 @@ def plot_run(run: Any, path: str | Path | None = None, *, title: str | None = No
                           _BOUND_COLORS.get(name, "#777777"))
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # y range: the gap and the bounds where they hold (an invalid bound may shoot up)
+        shown = [gap] + [np.where(np.broadcast_to(np.asarray(b.valid, dtype=bool), t.shape),
+                                  _positive(np.broadcast_to(np.asarray(b.value, dtype=float), t.shape)), np.nan)
+                         for n, b in bounds.items() if _classify(n)[0] != "weight"]
+        vals = np.concatenate([np.ravel(v) for v in shown])
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            ax.set_ylim(max(vals.min() / 3.0, vals.max() * 1e-14), vals.max() * 3.0)
         ax.set_xlabel("t")
         ax.set_ylabel("gap")
         ax.set_title(title or _title(run))
-        ax.legend(loc="best", frameon=False)
+        _legend(ax, inside_max=3, below=True)
         if "weight" in panels:
             ax = axes[panels.index("weight")]
             ax.plot(t, wc, color="black", label="‖w(t) − w0‖")
@@ -203,7 +211,7 @@ def plot_run(run: Any, path: str | Path | None = None, *, title: str | None = No
             ax.set_xlabel("t")
             ax.set_ylabel("weight change")
             ax.set_title("weights vs Prop 3.1")
-            ax.legend(loc="best", frameon=False)
+            _legend(ax, inside_max=3, below=True)
         if "kernel" in panels:
             ax = axes[panels.index("kernel")]
             ax.plot(t, kd, color="black", label=r"$\|K_t - K_0\|_{op}$")
@@ -215,7 +223,7 @@ def plot_run(run: Any, path: str | Path | None = None, *, title: str | None = No
             ax.set_xlabel("t")
             ax.set_ylabel("drift")
             ax.set_title("kernel and Jacobian drift")
-            ax.legend(loc="best", frameon=False)
+            _legend(ax, inside_max=3, below=True)
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -254,6 +262,23 @@ def plot_runs(runs: Sequence[Any], path: str | Path | None = None, *, labels: Se
     return fig
 
 
+def _legend(ax: Any, inside_max: int = 4, below: bool = False) -> None:
+    """Legend inside when short, else outside (on the right, or below the axes)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > inside_max and below:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+    elif len(handles) > inside_max:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0.0)
+    else:
+        ax.legend(loc="best", frameon=False)
+
+
+def _xfmt(x: float, integer: bool) -> str:
+    return str(int(round(x))) if integer else _fmt(x)
+
+
 def _slope_label(f: dict) -> str:
     lo, hi = f["slope_ci95"]
     ci = "" if lo is None or (isinstance(lo, float) and math.isnan(lo)) else f" [{lo:.2f}, {hi:.2f}]"
@@ -290,7 +315,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
     Ts = sorted({float(r["T"]) for r in rows})
     t_scaled = getattr(sweep.spec, "T_scale", None) is not None
     two = (not t_scaled) and len(Ts) >= 2 and len({float(r[xkey]) for r in rows}) >= 1
-    fig, axes = _figure(2 if two else 1, width=3.8, height=3.1)
+    fig, axes = _figure(2 if two else 1, width=4.4, height=3.1)
     mpl = require_matplotlib()
     with mpl.rc_context(_RC):
         ax = axes[0]
@@ -304,7 +329,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
             ux = np.unique(xs)
             gm = np.asarray([np.exp(np.mean(np.log(ys[xs == u]))) for u in ux])
             fit = next((f for f in fits.get(var, []) if t_scaled or f["at"].get("T") == T), None)
-            name = f"T = {sweep.spec.T_scale:g} α" if t_scaled else f"T = {_fmt(T)}"
+            name = f"T = {sweep.spec.T_scale:g} α" if t_scaled else f"T = {_fmt(float(T))}"  # type: ignore[arg-type]
             ax.plot(ux, gm, "o", color=color, ms=3.5, label=name + (f": {_slope_label(fit)}" if fit else ""))
             if fit:
                 xx = np.geomspace(ux.min(), ux.max(), 50)
@@ -325,7 +350,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
         ax.set_xlabel(xlabel)
         ax.set_ylabel("gap(T)")
         ax.set_title(title or f"{sweep.spec.family}: gap(T) vs {'width' if var == 'm' else 'α'}")
-        ax.legend(loc="best", frameon=False)
+        _legend(ax, inside_max=0)
         if two:
             ax = axes[1]
             xs_all = sorted({float(r[xkey]) for r in rows})
@@ -338,7 +363,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
                 uT = np.unique(Tg)
                 gm = np.asarray([np.exp(np.mean(np.log(ys[Tg == u]))) for u in uT])
                 fit = next((f for f in fits.get("T", []) if float(f["at"].get(xkey, -1)) == x), None)
-                name = f"{'m' if var == 'm' else 'α'} = {_fmt(x)}"
+                name = f"{'m' if var == 'm' else 'α'} = {_xfmt(x, var == 'm')}"
                 ax.plot(uT, gm, "o", color=color, ms=3.5, label=name + (f": {_slope_label(fit)}" if fit else ""))
                 if fit:
                     tt = np.geomspace(uT.min(), uT.max(), 50)
@@ -350,7 +375,7 @@ def plot_sweep(sweep: Any, path: str | Path | None = None, *, title: str | None 
             ax.set_xlabel("T")
             ax.set_ylabel("gap(T)")
             ax.set_title("gap(T) vs T")
-            ax.legend(loc="best", frameon=False)
+            _legend(ax, inside_max=0)
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -22,6 +22,7 @@ in the user data directory (platformdirs).
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import io
 import json
@@ -473,7 +474,8 @@ class Store:
         (in sweep order); ``include_children=True`` lists everything."""
         if kind not in (None, "run", "sweep"):
             raise ValueError(f"kind must be 'run', 'sweep' or None (got {kind!r})")
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if kind:
             where.append("kind = ?")
             args.append(kind)
@@ -498,7 +500,7 @@ class Store:
             out.append(rec)
         return out
 
-    def children(self, sweep_id: int) -> list[Record]:
+    def children(self, sweep_id: int) -> builtins.list[Record]:
         return self.list(parent=sweep_id)
 
     def _arrays(self, record_id: int) -> dict[str, Any]:
@@ -523,7 +525,7 @@ class Store:
 
         return nt.Run.from_dict(self.load_run_dict(record_id))
 
-    def iter_runs(self, sweep_id: int) -> Iterator[tuple[Record, Any]]:
+    def iter_runs(self, sweep_id: int) -> Iterator[builtins.tuple[Record, Any]]:
         """``(record, run)`` for every stored run of a sweep, in sweep order."""
         for rec in self.children(sweep_id):
             yield rec, self.load_run(rec.id)

@@ -308,6 +308,8 @@ class SweepResult:
         from .config import config_from_dict
 
         spec = config_from_dict(rec.config)
+        if not isinstance(spec, SweepSpec):
+            raise ConfigError(f"record #{rec.id} is not a sweep")
         summary = dict(rec.summary)
         res = cls(spec=spec, status=rec.status, n_total=int(summary.get("n_total") or len(spec)),
                   elapsed_s=float(summary.get("elapsed_s") or 0.0), build=dict(rec.build), created=rec.created,

@@ -82,7 +82,7 @@ def test_data_file_is_sent_to_the_workers(client, tmp_path):
 
 
 def test_killed_worker_chunk_is_retried(client, tmp_path):
-    # chunks of about a second each, so a worker can be killed while it computes one
+    # two chunks of about a second each, so a worker can be killed while it computes one
     spec = SweepSpec(family="twolayer", alphas=[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0], Ts=[100.0],
                      model={"m": 256}, data={"n": 32, "d": 4}, integrator={"times": 4})
     killed = {}
@@ -103,8 +103,13 @@ def test_killed_worker_chunk_is_retried(client, tmp_path):
         killed.update(worker=worker, pid=pid, keys=list(busy[worker]))
 
     store = Store(tmp_path / "h.sqlite3")
-    remote = run_sweep_dask(spec, client, progress=progress, store=store, chunk_size=2)
+    remote = run_sweep_dask(spec, client, progress=progress, store=store, chunk_size=4)
     assert killed, "no worker was killed"
+    # the chunk the killed worker was computing went to "processing" again: it was retried
+    key = killed["keys"][0]
+    story = client.run_on_scheduler(lambda dask_scheduler: [tuple(t[:3]) for t in dask_scheduler.story(key)])
+    assert sum(1 for k, start, finish in story if finish == "processing") >= 2, story
+    assert any(finish == "memory" for k, start, finish in story), story
     assert remote.status == "done" and remote.n_ok == 8, remote.rows
     local = run_sweep(spec, threads=2)
     _same_rows(local, remote)

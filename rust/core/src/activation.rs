@@ -162,6 +162,12 @@ fn tanh_minus_id(b: f64) -> f64 {
     if b.abs() >= 0.1 {
         return b.tanh() - b;
     }
+    tanh_minus_id_series(b)
+}
+
+/// The series branch of `tanh_minus_id` (|b| < 0.1); a polynomial, so cheap.
+#[inline]
+fn tanh_minus_id_series(b: f64) -> f64 {
     // Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
     // first omitted term is < 1e-17 relative for |b| < 0.1.
     const C: [f64; 7] = [
@@ -216,10 +222,17 @@ fn tanh_delta(z0: f64, t: f64, s: f64, b: f64) -> Delta {
     if b.abs() < SMALL {
         // tanh(z0+b) - tanh(z0) = s tanh(b) / (1 + t tanh(b)); the denominator is
         // >= 1 - tanh(0.5) here, so nothing cancels.
-        let tb = b.tanh();
+        // For small b, tanh(b) comes from its series too (no libm call on the hot path).
+        let (tb, tmx) = if b.abs() < 0.1 {
+            let tmx = tanh_minus_id_series(b);
+            (b + tmx, tmx)
+        } else {
+            let tb = b.tanh();
+            (tb, tb - b)
+        };
         let den = 1.0 + t * tb;
         let d1 = s * tb / den;
-        let d2 = s * (tanh_minus_id(b) - b * t * tb) / den;
+        let d2 = s * (tmx - b * t * tb) / den;
         Delta { d1, d2, e1: -d1 * (2.0 * t + d1) }
     } else {
         let z = z0 + b;

@@ -186,8 +186,7 @@ impl TwoLayer {
 
     /// ΔB coefficient (times sqrt n) at element k = (j, i): a0 E1 + δa σ'(z).
     #[inline]
-    fn db(&self, ws: &TwoLayerWork, k: usize) -> f64 {
-        let i = k % self.m;
+    fn db(&self, ws: &TwoLayerWork, k: usize, i: usize) -> f64 {
         self.w0[i] * ws.e1[k] + ws.da[i] * (self.base[k].s1 + ws.e1[k])
     }
 
@@ -311,8 +310,12 @@ impl Model for TwoLayer {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
         self.a_part_t(|k| self.base[k].s0, q, oa);
-        for (k, c) in ws.c.iter_mut().enumerate() {
-            *c = self.w0[k % m] * self.base[k].s1 * q[k / m] * self.inv_sqrt_n;
+        for (j, &qj) in q.iter().enumerate() {
+            let qs = qj * self.inv_sqrt_n;
+            let (c, base) = (&mut ws.c[j * m..(j + 1) * m], &self.base[j * m..(j + 1) * m]);
+            for i in 0..m {
+                c[i] = self.w0[i] * base[i].s1 * qs;
+            }
         }
         self.ct_times_x(&ws.c, ou);
     }
@@ -346,7 +349,7 @@ impl Model for TwoLayer {
             for i in 0..m {
                 let k = j * m + i;
                 oa[i] += self.base[k].s0 * ej + ws.d1[k] * rj;
-                let c = self.w0[i] * self.base[k].s1 * ej + self.db(ws, k) * rj;
+                let c = self.w0[i] * self.base[k].s1 * ej + self.db(ws, k, i) * rj;
                 ws.c[k] = c * self.inv_sqrt_n;
             }
         }
@@ -363,7 +366,7 @@ impl Model for TwoLayer {
             for i in 0..m {
                 let k = j * m + i;
                 sa += ws.d1[k] * v[i];
-                su += self.db(ws, k) * ws.y[k];
+                su += self.db(ws, k, i) * ws.y[k];
             }
             *o = sa * self.inv_sqrt_mn + su * self.inv_sqrt_n;
         }
@@ -373,8 +376,12 @@ impl Model for TwoLayer {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
         self.a_part_t(|k| ws.d1[k], q, oa);
-        for k in 0..self.n * m {
-            ws.c[k] = self.db(ws, k) * q[k / m] * self.inv_sqrt_n;
+        for (j, &qj) in q.iter().enumerate() {
+            let qs = qj * self.inv_sqrt_n;
+            for i in 0..m {
+                let k = j * m + i;
+                ws.c[k] = self.db(ws, k, i) * qs;
+            }
         }
         self.ct_times_x(&ws.c, ou);
     }
@@ -390,10 +397,11 @@ impl Model for TwoLayer {
         let mut dk = vec![0.0; n * n];
         for part in 0..2 {
             for k in 0..n * m {
+                let i = k % m;
                 let (delta, init) = if part == 0 {
                     (ws.d1[k] * self.inv_sqrt_mn, self.base[k].s0 * self.inv_sqrt_mn)
                 } else {
-                    (self.db(ws, k) * self.inv_sqrt_n, self.w0[k % m] * self.base[k].s1 * self.inv_sqrt_n)
+                    (self.db(ws, k, i) * self.inv_sqrt_n, self.w0[i] * self.base[k].s1 * self.inv_sqrt_n)
                 };
                 ws.y[k] = delta;
                 ws.c[k] = init + 0.5 * delta;
