@@ -722,6 +722,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = summary_dict(run)
     status = "interrupted" if interrupted else None
+    if status:
+        summary["status"] = status
     record_id = None
     if store is not None and len(getattr(run, "times", [])) > 0:
         record_id = store.save_run(run, name=cfg.name, config=cfg, status=status)

@@ -6,6 +6,7 @@ pub mod activation;
 pub mod batch;
 pub mod error;
 pub mod flow;
+pub mod kernels;
 pub mod linalg;
 pub mod model;
 pub mod ode;
@@ -15,5 +16,5 @@ pub mod run;
 pub use error::{Error, Result};
 
 /// Default integration tolerances (state s = α² (w - wbar), see `flow`).
-pub const DEFAULT_RTOL: f64 = 1e-8;
+pub const DEFAULT_RTOL: f64 = 1e-7;
 pub const DEFAULT_ATOL: f64 = 1e-12;

@@ -152,9 +152,7 @@ pub(crate) mod dense {
         k
     }
 
-    pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
+    pub use crate::kernels::dot;
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! work, and the Taylor remainders come from `Activation::delta`.
 
 use super::{LipKind, Model, MAX_OUTPUTS, MAX_PARAMS};
-use crate::activation::{Activation, Base};
+use crate::activation::{Activation, Bases, RowDelta};
+use crate::kernels::{self, dot};
 use crate::error::{check, Error, Result};
 use crate::rng::Rng;
 use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
@@ -25,8 +26,10 @@ pub struct TwoLayer {
     x: Vec<f64>,
     y_star: Vec<f64>,
     w0: Vec<f64>,
-    /// per (j, i), row-major n x m: activation values at the initial pre-activations
-    base: Vec<Base>,
+    /// per unit (j, i), row-major n x m: activation values at the initial pre-activations
+    base: Bases,
+    /// a0_i σ'(z0_ji) (n x m): B0 = b0 / sqrt(n)
+    b0: Vec<f64>,
     /// uncentred h(w0); what `h` subtracts when centred
     h0_raw: Vec<f64>,
     h0: Vec<f64>,
@@ -50,6 +53,8 @@ pub struct TwoLayerWork {
     e1: Vec<f64>,
     /// δa of the deviation set last
     da: Vec<f64>,
+    /// one row (m) of scratch
+    row: Vec<f64>,
 }
 
 impl TwoLayer {
@@ -107,7 +112,8 @@ impl TwoLayer {
                 .map(|j| x[j * d..(j + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt())
                 .fold(0.0, f64::max),
             x,
-            base: Vec::new(),
+            base: Bases::default(),
+            b0: Vec::new(),
             h0_raw: vec![0.0; n],
             h0: vec![0.0; n],
             w0,
@@ -116,7 +122,8 @@ impl TwoLayer {
             inv_sqrt_mn: inv_sqrt_n / sqrt_m,
         };
         let z0 = net.preactivations(&net.w0);
-        net.base = z0.iter().map(|&z| activation.base(z)).collect();
+        net.base = Bases::new(activation, &z0);
+        net.b0 = net.base.s1.iter().enumerate().map(|(k, s1)| net.w0[k % m] * s1).collect();
         net.h0_raw = net.raw_output(&net.w0);
         if !centered {
             net.h0 = net.h0_raw.clone();
@@ -172,22 +179,19 @@ impl TwoLayer {
             .collect()
     }
 
-    /// out = A^T q (the a-part of a transposed product) for A = coef/sqrt(mn).
-    fn a_part_t(&self, coef: impl Fn(usize) -> f64, q: &[f64], out: &mut [f64]) {
+    /// out = (coef^T q) / sqrt(mn) for an n x m coefficient matrix (the a-part of J^T q).
+    fn a_part_t(&self, coef: &[f64], q: &[f64], out: &mut [f64]) {
+        let m = self.m;
         out.fill(0.0);
         for (j, &qj) in q.iter().enumerate() {
-            let row = j * self.m;
-            for (i, o) in out.iter_mut().enumerate() {
-                *o += coef(row + i) * qj;
-            }
+            kernels::axpy(out, qj * self.inv_sqrt_mn, &coef[j * m..(j + 1) * m]);
         }
-        out.iter_mut().for_each(|o| *o *= self.inv_sqrt_mn);
     }
 
-    /// ΔB coefficient (times sqrt n) at element k = (j, i): a0 E1 + δa σ'(z).
-    #[inline]
-    fn db(&self, ws: &TwoLayerWork, k: usize, i: usize) -> f64 {
-        self.w0[i] * ws.e1[k] + ws.da[i] * (self.base[k].s1 + ws.e1[k])
+    /// ΔB row j (times sqrt n) into `out`: a0 E1 + δa σ'(z).
+    fn db_row(&self, ws_e1: &[f64], da: &[f64], j: usize, out: &mut [f64]) {
+        let r = j * self.m..(j + 1) * self.m;
+        kernels::db_row(out, &self.w0[..self.m], da, &self.base.s1[r.clone()], &ws_e1[r]);
     }
 
     /// Upper bound of sup_i |a_i| on the ball of radius rho.
@@ -271,9 +275,8 @@ impl Model for TwoLayer {
     fn kernel0(&self) -> Vec<f64> {
         // K0 = A A^T + (B B^T) ∘ X X^T, from the n x m coefficient matrices.
         let (n, m) = (self.n, self.m);
-        let a: Vec<f64> = self.base.iter().map(|b| b.s0 * self.inv_sqrt_mn).collect();
-        let b: Vec<f64> =
-            self.base.iter().enumerate().map(|(k, b)| self.w0[k % m] * b.s1 * self.inv_sqrt_n).collect();
+        let a: Vec<f64> = self.base.s0.iter().map(|s0| s0 * self.inv_sqrt_mn).collect();
+        let b: Vec<f64> = self.b0.iter().map(|b| b * self.inv_sqrt_n).collect();
         let mut k = sym_product(&a, &a, n, m);
         let kb = sym_product(&b, &b, n, m);
         k.iter_mut().zip(kb.iter().zip(&self.gram)).for_each(|(k, (b, g))| *k += b * g);
@@ -288,6 +291,7 @@ impl Model for TwoLayer {
             d1: vec![0.0; nm],
             e1: vec![0.0; nm],
             da: vec![0.0; self.m],
+            row: vec![0.0; self.m],
         }
     }
 
@@ -295,27 +299,19 @@ impl Model for TwoLayer {
         let m = self.m;
         self.x_times_t(&v[m..], &mut ws.y, 1.0);
         for (j, o) in out.iter_mut().enumerate() {
-            let mut sa = 0.0;
-            let mut su = 0.0;
-            for i in 0..m {
-                let k = j * m + i;
-                sa += self.base[k].s0 * v[i];
-                su += self.w0[i] * self.base[k].s1 * ws.y[k];
-            }
-            *o = sa * self.inv_sqrt_mn + su * self.inv_sqrt_n;
+            let r = j * m..(j + 1) * m;
+            *o = dot(&self.base.s0[r.clone()], &v[..m]) * self.inv_sqrt_mn
+                + dot(&self.b0[r.clone()], &ws.y[r]) * self.inv_sqrt_n;
         }
     }
 
     fn j0t_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
-        self.a_part_t(|k| self.base[k].s0, q, oa);
+        self.a_part_t(&self.base.s0, q, oa);
         for (j, &qj) in q.iter().enumerate() {
-            let qs = qj * self.inv_sqrt_n;
-            let (c, base) = (&mut ws.c[j * m..(j + 1) * m], &self.base[j * m..(j + 1) * m]);
-            for i in 0..m {
-                c[i] = self.w0[i] * base[i].s1 * qs;
-            }
+            let r = j * m..(j + 1) * m;
+            kernels::scale_into(&mut ws.c[r.clone()], qj * self.inv_sqrt_n, &self.b0[r]);
         }
         self.ct_times_x(&ws.c, ou);
     }
@@ -325,18 +321,13 @@ impl Model for TwoLayer {
         ws.da.copy_from_slice(&dev[..m]);
         // b = sqrt(m) <x_j, δu_i>: the move of every pre-activation.
         self.x_times_t(&dev[m..], &mut ws.y, self.sqrt_m);
-        let act = self.activation;
         for (j, r) in rem.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for i in 0..m {
-                let k = j * m + i;
-                let dl = act.delta(&self.base[k], ws.y[k]);
-                ws.d1[k] = dl.d1;
-                ws.e1[k] = dl.e1;
-                // a σ(z) - a0 σ(z0) - a0 σ'(z0) b - δa σ(z0) = a0 D2 + δa D1
-                acc += self.w0[i] * dl.d2 + ws.da[i] * dl.d1;
-            }
-            *r = acc * self.inv_sqrt_mn;
+            let range = j * m..(j + 1) * m;
+            let d1 = &mut ws.d1[range.clone()];
+            let out = RowDelta { d1, d2: &mut ws.row, e1: &mut ws.e1[range.clone()] };
+            self.activation.delta_row(&self.base, range.clone(), &ws.y[range.clone()], out);
+            // a σ(z) - a0 σ(z0) - a0 σ'(z0) b - δa σ(z0) = a0 D2 + δa D1
+            *r = (dot(&self.w0[..m], &ws.row) + dot(&ws.da, &ws.d1[range])) * self.inv_sqrt_mn;
         }
     }
 
@@ -345,15 +336,12 @@ impl Model for TwoLayer {
         let (oa, ou) = out.split_at_mut(m);
         oa.fill(0.0);
         for j in 0..self.n {
-            let (ej, rj) = (e[j], r[j]);
-            for i in 0..m {
-                let k = j * m + i;
-                oa[i] += self.base[k].s0 * ej + ws.d1[k] * rj;
-                let c = self.w0[i] * self.base[k].s1 * ej + self.db(ws, k, i) * rj;
-                ws.c[k] = c * self.inv_sqrt_n;
-            }
+            let rg = j * m..(j + 1) * m;
+            kernels::axpby_add(oa, e[j] * self.inv_sqrt_mn, &self.base.s0[rg.clone()], r[j] * self.inv_sqrt_mn, &ws.d1[rg.clone()]);
+            let (s1, e1) = (&self.base.s1[rg.clone()], &ws.e1[rg.clone()]);
+            let (ej, rj) = (e[j] * self.inv_sqrt_n, r[j] * self.inv_sqrt_n);
+            kernels::pullback_row(&mut ws.c[rg.clone()], &self.b0[rg], ej, &self.w0[..m], &ws.da, s1, e1, rj);
         }
-        oa.iter_mut().for_each(|o| *o *= self.inv_sqrt_mn);
         self.ct_times_x(&ws.c, ou);
     }
 
@@ -361,27 +349,19 @@ impl Model for TwoLayer {
         let m = self.m;
         self.x_times_t(&v[m..], &mut ws.y, 1.0);
         for (j, o) in out.iter_mut().enumerate() {
-            let mut sa = 0.0;
-            let mut su = 0.0;
-            for i in 0..m {
-                let k = j * m + i;
-                sa += ws.d1[k] * v[i];
-                su += self.db(ws, k, i) * ws.y[k];
-            }
-            *o = sa * self.inv_sqrt_mn + su * self.inv_sqrt_n;
+            let r = j * m..(j + 1) * m;
+            self.db_row(&ws.e1, &ws.da, j, &mut ws.row);
+            *o = dot(&ws.d1[r.clone()], &v[..m]) * self.inv_sqrt_mn + dot(&ws.row, &ws.y[r]) * self.inv_sqrt_n;
         }
     }
 
     fn djt_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
-        self.a_part_t(|k| ws.d1[k], q, oa);
+        self.a_part_t(&ws.d1, q, oa);
         for (j, &qj) in q.iter().enumerate() {
-            let qs = qj * self.inv_sqrt_n;
-            for i in 0..m {
-                let k = j * m + i;
-                ws.c[k] = self.db(ws, k, i) * qs;
-            }
+            self.db_row(&ws.e1, &ws.da, j, &mut ws.row);
+            kernels::scale_into(&mut ws.c[j * m..(j + 1) * m], qj * self.inv_sqrt_n, &ws.row);
         }
         self.ct_times_x(&ws.c, ou);
     }
@@ -396,15 +376,20 @@ impl Model for TwoLayer {
         // ΔA A0^T + A0 ΔA^T + ΔA ΔA^T = M + M^T with M = ΔA (A0 + ΔA/2)^T; same for B.
         let mut dk = vec![0.0; n * n];
         for part in 0..2 {
-            for k in 0..n * m {
-                let i = k % m;
-                let (delta, init) = if part == 0 {
-                    (ws.d1[k] * self.inv_sqrt_mn, self.base[k].s0 * self.inv_sqrt_mn)
-                } else {
-                    (self.db(ws, k, i) * self.inv_sqrt_n, self.w0[i] * self.base[k].s1 * self.inv_sqrt_n)
-                };
-                ws.y[k] = delta;
-                ws.c[k] = init + 0.5 * delta;
+            for j in 0..n {
+                let rg = j * m..(j + 1) * m;
+                if part == 1 {
+                    self.db_row(&ws.e1, &ws.da, j, &mut ws.row);
+                }
+                for (i, k) in rg.enumerate() {
+                    let (delta, init) = if part == 0 {
+                        (ws.d1[k] * self.inv_sqrt_mn, self.base.s0[k] * self.inv_sqrt_mn)
+                    } else {
+                        (ws.row[i] * self.inv_sqrt_n, self.b0[k] * self.inv_sqrt_n)
+                    };
+                    ws.y[k] = delta;
+                    ws.c[k] = init + 0.5 * delta;
+                }
             }
             let mut prod = vec![0.0; n * n];
             matmul(

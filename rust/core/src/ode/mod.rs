@@ -730,14 +730,10 @@ fn combine(k: &[f64], n: usize, coeffs: &[f64], out: &mut [f64]) {
         }
         let row = &k[j * n..(j + 1) * n];
         if first {
-            for (o, &kv) in out.iter_mut().zip(row) {
-                *o = a * kv;
-            }
+            crate::kernels::scale_into(out, a, row);
             first = false;
         } else {
-            for (o, &kv) in out.iter_mut().zip(row) {
-                *o += a * kv;
-            }
+            crate::kernels::axpy(out, a, row);
         }
     }
     if first {
