@@ -14,7 +14,7 @@
 //! The state s is O(1) both for α -> 0 and α -> ∞, so one rtol/atol fits all α.
 
 use crate::linalg;
-use crate::model::Model;
+use crate::model::{FusedIo, Model};
 use crate::ode::OdeSystem;
 use std::sync::Arc;
 
@@ -122,17 +122,28 @@ impl<M: Model> DeviationFlow<M> {
         0.5 * self.r0.iter().map(|v| v * v).sum::<f64>()
     }
 
-    /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.
-    pub fn evaluate(&mut self, t: f64, s: &[f64]) {
+    /// Fills rbar, dbar and d = dbar + s/α² at (t, s).
+    fn linear_part(&mut self, t: f64, s: &[f64]) {
         let a = self.alpha;
-        let m = &*self.model;
         self.linear.eval(t, &mut self.rbar, &mut self.u);
-        m.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
+        self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
         let inv_a2 = 1.0 / (a * a);
         for ((d, db), si) in self.d.iter_mut().zip(self.dbar.iter_mut()).zip(s) {
             *db /= a;
             *d = *db + si * inv_a2;
         }
+    }
+
+    /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.
+    pub fn evaluate(&mut self, t: f64, s: &[f64]) {
+        self.linear_part(t, s);
+        self.nonlinear_part(s);
+    }
+
+    /// The rest of `evaluate`, once `linear_part` is done.
+    fn nonlinear_part(&mut self, s: &[f64]) {
+        let a = self.alpha;
+        let m = &*self.model;
         m.set_deviation(&mut self.ws, &self.d, &mut self.rem);
         m.j0_mul(&mut self.ws, s, &mut self.j0s);
         for j in 0..self.e.len() {
@@ -148,8 +159,20 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
     }
 
     fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {
-        self.evaluate(t, s);
-        self.model.pullback(&mut self.ws, &self.e, &self.r, &mut self.grad);
+        self.linear_part(t, s);
+        let io = FusedIo {
+            d: &self.d,
+            s,
+            rbar: &self.rbar,
+            alpha: self.alpha,
+            e: &mut self.e,
+            r: &mut self.r,
+            grad: &mut self.grad,
+        };
+        if !self.model.fused_rhs(&mut self.ws, io) {
+            self.nonlinear_part(s);
+            self.model.pullback(&mut self.ws, &self.e, &self.r, &mut self.grad);
+        }
         for (o, g) in ds.iter_mut().zip(&self.grad) {
             *o = self.alpha * g;
         }

@@ -1,12 +1,88 @@
 //! Small element-wise loops of the hot path, compiled for several instruction
 //! sets (chosen at run time) so that they vectorise on any x86-64 or aarch64.
+//! Short vectors skip the run-time dispatch, whose cost would dominate them.
+
+/// Below this length the plain loops run (the dispatch costs more than SIMD saves).
+const SHORT: usize = 32;
+
+/// Dot product; 8 independent accumulators for long vectors (a fixed order for
+/// each length, so results never depend on the thread count).
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() < SHORT {
+        return a.iter().zip(b).map(|(x, y)| x * y).sum();
+    }
+    dot_simd(a, b)
+}
+
+/// Σ a b c.
+pub fn dot3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
+    if a.len() < SHORT {
+        return a.iter().zip(b).zip(c).map(|((x, y), z)| x * y * z).sum();
+    }
+    dot3_simd(a, b, c)
+}
+
+/// out = k a b
+pub fn mul_into(out: &mut [f64], k: f64, a: &[f64], b: &[f64]) {
+    if out.len() < SHORT {
+        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = k * x * y);
+        return;
+    }
+    mul_into_simd(out, k, a, b)
+}
+
+/// max |x| (0 for an empty slice).
+pub fn max_abs(x: &[f64]) -> f64 {
+    if x.len() < SHORT {
+        return x.iter().fold(0.0f64, |m, v| if v.abs() > m { v.abs() } else { m });
+    }
+    max_abs_simd(x)
+}
+
+/// out += a x + b y
+pub fn axpby_add(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
+    if out.len() < SHORT {
+        out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (u, v))| *o += a * u + b * v);
+        return;
+    }
+    axpby_add_simd(out, a, x, b, y)
+}
+
+/// out = a x
+pub fn scale_into(out: &mut [f64], a: f64, x: &[f64]) {
+    if out.len() < SHORT {
+        out.iter_mut().zip(x).for_each(|(o, u)| *o = a * u);
+        return;
+    }
+    scale_into_simd(out, a, x)
+}
+
+/// out += a x
+pub fn axpy(out: &mut [f64], a: f64, x: &[f64]) {
+    if out.len() < SHORT {
+        out.iter_mut().zip(x).for_each(|(o, u)| *o += a * u);
+        return;
+    }
+    axpy_simd(out, a, x)
+}
+
+/// The two-layer net's ΔB row (times sqrt n): out = a0 e1 + δa (s1 + e1).
+pub fn db_row(out: &mut [f64], a0: &[f64], da: &[f64], s1: &[f64], e1: &[f64]) {
+    db_row_simd(out, a0, da, s1, e1)
+}
+
+/// The two-layer net's pullback coefficients of one row:
+/// c = a0 s1 e + (a0 e1 + δa (s1 + e1)) r.
+pub fn pullback_row(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], e1: &[f64], r: f64) {
+    pullback_row_simd(c, a0, s1, e, da, e1, r)
+}
 
 use multiversion::multiversion;
 
 /// Dot product with 8 independent accumulators (fixed summation order, so the
 /// result does not depend on the machine's thread count).
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+fn dot_simd(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
@@ -24,9 +100,60 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
+/// Σ a b c with 8 independent accumulators (fixed order).
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn dot3_simd(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut acc = [0.0f64; 8];
+    let chunks = n / 8;
+    for ch in 0..chunks {
+        for l in 0..8 {
+            let i = ch * 8 + l;
+            acc[l] += a[i] * b[i] * c[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in chunks * 8..n {
+        s += a[i] * b[i] * c[i];
+    }
+    s
+}
+
+/// out = k a b
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn mul_into_simd(out: &mut [f64], k: f64, a: &[f64], b: &[f64]) {
+    let n = out.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    for i in 0..n {
+        out[i] = k * a[i] * b[i];
+    }
+}
+
+/// max |x| (0 for an empty slice; NaN entries are skipped).
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn max_abs_simd(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let a = c[l].abs();
+            acc[l] = if a > acc[l] { a } else { acc[l] };
+        }
+    }
+    let mut m = acc.iter().fold(0.0f64, |m, &a| if a > m { a } else { m });
+    for &v in rest {
+        if v.abs() > m {
+            m = v.abs();
+        }
+    }
+    m
+}
+
 /// out += a x + b y
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-pub fn axpby_add(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
+fn axpby_add_simd(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
     let n = out.len();
     let (x, y) = (&x[..n], &y[..n]);
     for i in 0..n {
@@ -36,7 +163,7 @@ pub fn axpby_add(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
 
 /// out = a x
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-pub fn scale_into(out: &mut [f64], a: f64, x: &[f64]) {
+fn scale_into_simd(out: &mut [f64], a: f64, x: &[f64]) {
     let n = out.len();
     let x = &x[..n];
     for i in 0..n {
@@ -46,7 +173,7 @@ pub fn scale_into(out: &mut [f64], a: f64, x: &[f64]) {
 
 /// out += a x
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-pub fn axpy(out: &mut [f64], a: f64, x: &[f64]) {
+fn axpy_simd(out: &mut [f64], a: f64, x: &[f64]) {
     let n = out.len();
     let x = &x[..n];
     for i in 0..n {
@@ -56,7 +183,7 @@ pub fn axpy(out: &mut [f64], a: f64, x: &[f64]) {
 
 /// The two-layer net's ΔB row (times sqrt n): out = a0 e1 + δa (s1 + e1).
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-pub fn db_row(out: &mut [f64], a0: &[f64], da: &[f64], s1: &[f64], e1: &[f64]) {
+fn db_row_simd(out: &mut [f64], a0: &[f64], da: &[f64], s1: &[f64], e1: &[f64]) {
     let n = out.len();
     let (a0, da, s1, e1) = (&a0[..n], &da[..n], &s1[..n], &e1[..n]);
     for i in 0..n {
@@ -65,14 +192,13 @@ pub fn db_row(out: &mut [f64], a0: &[f64], da: &[f64], s1: &[f64], e1: &[f64]) {
 }
 
 /// The two-layer net's pullback coefficients of one row:
-/// c = b0 e + (a0 e1 + δa (s1 + e1)) r.
+/// c = a0 s1 e + (a0 e1 + δa (s1 + e1)) r.
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-#[allow(clippy::too_many_arguments)]
-pub fn pullback_row(c: &mut [f64], b0: &[f64], e: f64, a0: &[f64], da: &[f64], s1: &[f64], e1: &[f64], r: f64) {
+fn pullback_row_simd(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], e1: &[f64], r: f64) {
     let n = c.len();
-    let (b0, a0, da, s1, e1) = (&b0[..n], &a0[..n], &da[..n], &s1[..n], &e1[..n]);
+    let (a0, da, s1, e1) = (&a0[..n], &da[..n], &s1[..n], &e1[..n]);
     for i in 0..n {
-        c[i] = b0[i] * e + (a0[i] * e1[i] + da[i] * (s1[i] + e1[i])) * r;
+        c[i] = a0[i] * s1[i] * e + (a0[i] * e1[i] + da[i] * (s1[i] + e1[i])) * r;
     }
 }
 
@@ -86,13 +212,15 @@ mod tests {
         let y: Vec<f64> = (0..37).map(|i| (i as f64 * 0.11).cos()).collect();
         let plain: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
         assert!((dot(&x, &y) - plain).abs() < 1e-14);
+        let plain3: f64 = (0..37).map(|i| x[i] * y[i] * x[i]).sum();
+        assert!((dot3(&x, &y, &x) - plain3).abs() < 1e-14);
         let mut out = y.clone();
         axpby_add(&mut out, 2.0, &x, -1.0, &y);
         assert!(out.iter().zip(&x).all(|(o, a)| (o - 2.0 * a).abs() < 1e-15));
         let mut c = vec![0.0; 37];
-        pullback_row(&mut c, &x, 2.0, &y, &x, &y, &x, 3.0);
+        pullback_row(&mut c, &x, &y, 2.0, &x, &y, 3.0);
         for i in 0..37 {
-            let want = x[i] * 2.0 + (y[i] * x[i] + x[i] * (y[i] + x[i])) * 3.0;
+            let want = x[i] * y[i] * 2.0 + (x[i] * y[i] + x[i] * (y[i] + y[i])) * 3.0;
             assert!((c[i] - want).abs() < 1e-14);
         }
     }

@@ -28,8 +28,6 @@ pub struct TwoLayer {
     w0: Vec<f64>,
     /// per unit (j, i), row-major n x m: activation values at the initial pre-activations
     base: Bases,
-    /// a0_i σ'(z0_ji) (n x m): B0 = b0 / sqrt(n)
-    b0: Vec<f64>,
     /// uncentred h(w0); what `h` subtracts when centred
     h0_raw: Vec<f64>,
     h0: Vec<f64>,
@@ -55,6 +53,15 @@ pub struct TwoLayerWork {
     da: Vec<f64>,
     /// one row (m) of scratch
     row: Vec<f64>,
+    /// fused path: [sqrt(m) δU; S_U] stacked (2m x d)
+    stack: Vec<f64>,
+    /// fused path: a block of X [sqrt(m) δU; S_U]^T (rows x 2m)
+    yb: Vec<f64>,
+    /// a block of pullback coefficients (rows x m)
+    cb: Vec<f64>,
+    /// fused path: one row of D1 and E1
+    d1_row: Vec<f64>,
+    e1_row: Vec<f64>,
 }
 
 impl TwoLayer {
@@ -113,7 +120,6 @@ impl TwoLayer {
                 .fold(0.0, f64::max),
             x,
             base: Bases::default(),
-            b0: Vec::new(),
             h0_raw: vec![0.0; n],
             h0: vec![0.0; n],
             w0,
@@ -123,7 +129,6 @@ impl TwoLayer {
         };
         let z0 = net.preactivations(&net.w0);
         net.base = Bases::new(activation, &z0);
-        net.b0 = net.base.s1.iter().enumerate().map(|(k, s1)| net.w0[k % m] * s1).collect();
         net.h0_raw = net.raw_output(&net.w0);
         if !centered {
             net.h0 = net.h0_raw.clone();
@@ -163,6 +168,30 @@ impl TwoLayer {
             Accum::Replace,
             MatRef::from_row_major_slice(c, n, m).transpose(),
             MatRef::from_row_major_slice(&self.x, n, d),
+            1.0,
+            Par::Seq,
+        );
+    }
+
+    /// Row blocks of about 256k units: large enough that the matrix products pack
+    /// their operands rarely, small enough that a block stays in the outer caches.
+    fn blocks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let b = self.block_rows();
+        (0..self.n).step_by(b).map(move |j| j..(j + b).min(self.n))
+    }
+
+    fn block_rows(&self) -> usize {
+        (262_144 / self.m).clamp(1, self.n)
+    }
+
+    /// out (m x d) (+)= C_rows^T X_rows for a block C (rows x m) row-major.
+    fn ct_times_x_rows(&self, c: &[f64], rows: std::ops::Range<usize>, out: &mut [f64], add: bool) {
+        let (m, d, b) = (self.m, self.d, rows.len());
+        matmul(
+            MatMut::from_row_major_slice_mut(out, m, d),
+            if add { Accum::Add } else { Accum::Replace },
+            MatRef::from_row_major_slice(&c[..b * m], b, m).transpose(),
+            MatRef::from_row_major_slice(&self.x[rows.start * d..rows.end * d], b, d),
             1.0,
             Par::Seq,
         );
@@ -276,7 +305,7 @@ impl Model for TwoLayer {
         // K0 = A A^T + (B B^T) ∘ X X^T, from the n x m coefficient matrices.
         let (n, m) = (self.n, self.m);
         let a: Vec<f64> = self.base.s0.iter().map(|s0| s0 * self.inv_sqrt_mn).collect();
-        let b: Vec<f64> = self.b0.iter().map(|b| b * self.inv_sqrt_n).collect();
+        let b: Vec<f64> = self.base.s1.iter().enumerate().map(|(k, s1)| self.w0[k % m] * s1 * self.inv_sqrt_n).collect();
         let mut k = sym_product(&a, &a, n, m);
         let kb = sym_product(&b, &b, n, m);
         k.iter_mut().zip(kb.iter().zip(&self.gram)).for_each(|(k, (b, g))| *k += b * g);
@@ -292,6 +321,11 @@ impl Model for TwoLayer {
             e1: vec![0.0; nm],
             da: vec![0.0; self.m],
             row: vec![0.0; self.m],
+            stack: vec![0.0; 2 * self.m * self.d],
+            yb: vec![0.0; 2 * self.block_rows() * self.m],
+            cb: vec![0.0; self.block_rows() * self.m],
+            d1_row: vec![0.0; self.m],
+            e1_row: vec![0.0; self.m],
         }
     }
 
@@ -301,7 +335,7 @@ impl Model for TwoLayer {
         for (j, o) in out.iter_mut().enumerate() {
             let r = j * m..(j + 1) * m;
             *o = dot(&self.base.s0[r.clone()], &v[..m]) * self.inv_sqrt_mn
-                + dot(&self.b0[r.clone()], &ws.y[r]) * self.inv_sqrt_n;
+                + kernels::dot3(&self.w0[..m], &self.base.s1[r.clone()], &ws.y[r]) * self.inv_sqrt_n;
         }
     }
 
@@ -309,11 +343,14 @@ impl Model for TwoLayer {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
         self.a_part_t(&self.base.s0, q, oa);
-        for (j, &qj) in q.iter().enumerate() {
-            let r = j * m..(j + 1) * m;
-            kernels::scale_into(&mut ws.c[r.clone()], qj * self.inv_sqrt_n, &self.b0[r]);
+        // (B0 ∘ q)^T X by blocks of rows, so the coefficients stay in cache.
+        for (bi, rows) in self.blocks().enumerate() {
+            for j in rows.clone() {
+                let c = &mut ws.cb[(j - rows.start) * m..(j - rows.start + 1) * m];
+                kernels::mul_into(c, q[j] * self.inv_sqrt_n, &self.w0[..m], &self.base.s1[j * m..(j + 1) * m]);
+            }
+            self.ct_times_x_rows(&ws.cb, rows, ou, bi > 0);
         }
-        self.ct_times_x(&ws.c, ou);
     }
 
     fn set_deviation(&self, ws: &mut TwoLayerWork, dev: &[f64], rem: &mut [f64]) {
@@ -340,7 +377,7 @@ impl Model for TwoLayer {
             kernels::axpby_add(oa, e[j] * self.inv_sqrt_mn, &self.base.s0[rg.clone()], r[j] * self.inv_sqrt_mn, &ws.d1[rg.clone()]);
             let (s1, e1) = (&self.base.s1[rg.clone()], &ws.e1[rg.clone()]);
             let (ej, rj) = (e[j] * self.inv_sqrt_n, r[j] * self.inv_sqrt_n);
-            kernels::pullback_row(&mut ws.c[rg.clone()], &self.b0[rg], ej, &self.w0[..m], &ws.da, s1, e1, rj);
+            kernels::pullback_row(&mut ws.c[rg], &self.w0[..m], s1, ej, &ws.da, e1, rj);
         }
         self.ct_times_x(&ws.c, ou);
     }
@@ -366,6 +403,46 @@ impl Model for TwoLayer {
         self.ct_times_x(&ws.c, ou);
     }
 
+    fn fused_rhs(&self, ws: &mut TwoLayerWork, io: super::FusedIo<'_>) -> bool {
+        let (m, d) = (self.m, self.d);
+        let super::FusedIo { d: dev, s, rbar, alpha, e, r, grad } = io;
+        ws.da.copy_from_slice(&dev[..m]);
+        // One product per block gives both the pre-activation moves b = sqrt(m) X δU^T
+        // and X S_U^T (for J0 s).
+        kernels::scale_into(&mut ws.stack[..m * d], self.sqrt_m, &dev[m..]);
+        ws.stack[m * d..].copy_from_slice(&s[m..]);
+        let (ga, gu) = grad.split_at_mut(m);
+        ga.fill(0.0);
+        for (bi, rows) in self.blocks().enumerate() {
+            let nb = rows.len();
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut ws.yb[..nb * 2 * m], nb, 2 * m),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&self.x[rows.start * d..rows.end * d], nb, d),
+                MatRef::from_row_major_slice(&ws.stack, 2 * m, d).transpose(),
+                1.0,
+                Par::Seq,
+            );
+            for j in rows.clone() {
+                let (lj, rg) = (j - rows.start, j * m..(j + 1) * m);
+                let (yb, y2) = ws.yb[lj * 2 * m..(lj + 1) * 2 * m].split_at(m);
+                let out = RowDelta { d1: &mut ws.d1_row, d2: &mut ws.row, e1: &mut ws.e1_row };
+                self.activation.delta_row(&self.base, rg.clone(), yb, out);
+                let (s0, s1) = (&self.base.s0[rg.clone()], &self.base.s1[rg]);
+                let rem = (dot(&self.w0[..m], &ws.row) + dot(&ws.da, &ws.d1_row)) * self.inv_sqrt_mn;
+                let j0s = dot(s0, &s[..m]) * self.inv_sqrt_mn + kernels::dot3(&self.w0[..m], s1, y2) * self.inv_sqrt_n;
+                e[j] = -(j0s / alpha + alpha * rem);
+                r[j] = rbar[j] + e[j];
+                kernels::axpby_add(ga, e[j] * self.inv_sqrt_mn, s0, r[j] * self.inv_sqrt_mn, &ws.d1_row);
+                let c = &mut ws.cb[lj * m..(lj + 1) * m];
+                let (ej, rj) = (e[j] * self.inv_sqrt_n, r[j] * self.inv_sqrt_n);
+                kernels::pullback_row(c, &self.w0[..m], s1, ej, &ws.da, &ws.e1_row, rj);
+            }
+            self.ct_times_x_rows(&ws.cb, rows, gu, bi > 0);
+        }
+        true
+    }
+
     fn kernel_drift_matrix(&self, ws: &mut TwoLayerWork) -> Option<Vec<f64>> {
         let (n, m) = (self.n, self.m);
         // Forming K_t - K0 costs 4 n² m flops; a Lanczos iteration costs ~8 n m (d+1)
@@ -385,7 +462,7 @@ impl Model for TwoLayer {
                     let (delta, init) = if part == 0 {
                         (ws.d1[k] * self.inv_sqrt_mn, self.base.s0[k] * self.inv_sqrt_mn)
                     } else {
-                        (ws.row[i] * self.inv_sqrt_n, self.b0[k] * self.inv_sqrt_n)
+                        (ws.row[i] * self.inv_sqrt_n, self.w0[i] * self.base.s1[k] * self.inv_sqrt_n)
                     };
                     ws.y[k] = delta;
                     ws.c[k] = init + 0.5 * delta;
@@ -455,6 +532,41 @@ mod tests {
                 let m = net(act, centered);
                 let dev: Vec<f64> = (0..m.p()).map(|k| 0.3 * ((k * 13 % 7) as f64 / 7.0 - 0.5)).collect();
                 testing::check_deviation_ops(&m, &dev, 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn fused_rhs_equals_the_separate_operations() {
+        use crate::model::FusedIo;
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Erf] {
+            // wide enough for several row blocks
+            let (n, d, mw) = (9, 3, 5000);
+            let mut rng = Rng::new(8);
+            let x = rng.normal_vec(n * d, 0.6);
+            let y = rng.normal_vec(n, 1.0);
+            let m = TwoLayer::new(x, n, d, y, mw, act, 1, None, true).unwrap();
+            let p = m.p();
+            for scale in [1e-6, 0.3] {
+                let dev: Vec<f64> = (0..p).map(|k| scale * ((k * 13 % 7) as f64 / 7.0 - 0.5) / 70.0).collect();
+                let s: Vec<f64> = (0..p).map(|k| ((k * 5 % 3) as f64 - 1.0) * 0.01).collect();
+                let rbar: Vec<f64> = (0..n).map(|j| 0.1 * j as f64).collect();
+                let alpha = 7.0;
+                let mut ws = m.work();
+                let (mut rem, mut j0s, mut grad) = (vec![0.0; n], vec![0.0; n], vec![0.0; p]);
+                m.set_deviation(&mut ws, &dev, &mut rem);
+                m.j0_mul(&mut ws, &s, &mut j0s);
+                let e: Vec<f64> = (0..n).map(|j| -(j0s[j] / alpha + alpha * rem[j])).collect();
+                let r: Vec<f64> = (0..n).map(|j| rbar[j] + e[j]).collect();
+                m.pullback(&mut ws, &e, &r, &mut grad);
+                let (mut ef, mut rf, mut gf) = (vec![0.0; n], vec![0.0; n], vec![0.0; p]);
+                let io = FusedIo { d: &dev, s: &s, rbar: &rbar, alpha, e: &mut ef, r: &mut rf, grad: &mut gf };
+                assert!(m.fused_rhs(&mut m.work(), io));
+                let close = |a: &[f64], b: &[f64]| {
+                    let sc = b.iter().fold(0.0f64, |x, y| x.max(y.abs()));
+                    a.iter().zip(b).all(|(u, v)| (u - v).abs() <= 1e-12 * sc)
+                };
+                assert!(close(&ef, &e) && close(&rf, &r) && close(&gf, &grad), "{act:?} {scale}");
             }
         }
     }
