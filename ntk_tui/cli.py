@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .run import DEFAULT_ATOL, DEFAULT_RTOL
+
 __all__ = ["main", "build_parser", "UsageError"]
 
 PROG = "ntk-tui"
@@ -240,8 +242,8 @@ def _integrator_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("integrator")
     g.add_argument("--times", type=_positive_int, metavar="K",
                    help="number of log-spaced sample times in [1e-5 T, T] (default 64)")
-    g.add_argument("--rtol", type=_positive_float, help="relative tolerance (default 1e-8)")
-    g.add_argument("--atol", type=_positive_float, help="absolute tolerance (default 1e-12)")
+    g.add_argument("--rtol", type=_positive_float, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
+    g.add_argument("--atol", type=_positive_float, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
     g.add_argument("--method", help="ODE integrator (default dop853)")
     g.add_argument("--max-steps", type=_positive_int, metavar="N", help="step limit (default 1000000)")
     g.add_argument("--metrics", metavar="LIST", help="comma-separated metrics to compute (default: all)")

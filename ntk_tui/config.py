@@ -25,7 +25,7 @@ result can be re-run exactly::
 
     [integrator]
     times = 64                 # number of log-spaced times (default_times), or a list
-    rtol = 1e-8
+    rtol = 1e-7
     atol = 1e-12
     method = "dop853"
     max_steps = 1000000
@@ -64,6 +64,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .run import DEFAULT_ATOL, DEFAULT_RTOL
+
 __all__ = [
     "ConfigError",
     "FAMILIES",
@@ -98,8 +100,8 @@ DATA_DEFAULTS: dict[str, Any] = {"source": "sphere", "n": 64, "d": 8, "target": 
 
 INTEGRATOR_DEFAULTS: dict[str, Any] = {
     "times": 64,
-    "rtol": 1e-8,
-    "atol": 1e-12,
+    "rtol": DEFAULT_RTOL,
+    "atol": DEFAULT_ATOL,
     "method": "dop853",
     "max_steps": 1_000_000,
     "metrics": None,
@@ -292,8 +294,8 @@ class IntegratorSpec:
     """How the flows are integrated and sampled."""
 
     times: int | list[float] = 64
-    rtol: float = 1e-8
-    atol: float = 1e-12
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
     method: str = "dop853"
     max_steps: int = 1_000_000
     metrics: tuple[str, ...] | None = None  # None = all
