@@ -13,10 +13,6 @@ import pytest
 
 import ntk_tui
 
-try:
-    ntk_tui.simulate
-except Exception:  # pragma: no cover - conftest's stub raises ImportError
-    pytest.skip("the engine (ntk_tui._core) is not built", allow_module_level=True)
 
 from ntk_tui.cli import main
 

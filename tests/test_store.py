@@ -20,10 +20,6 @@ from ntk_tui import store as store_mod
 from ntk_tui.config import RunConfig
 from ntk_tui.store import SCHEMA_VERSION, Store, StoreError, default_db_path
 
-try:
-    ntk_tui.simulate
-except Exception:  # pragma: no cover - conftest's stub raises ImportError
-    pytest.skip("the engine (ntk_tui._core) is not built", allow_module_level=True)
 
 PKG_ROOT = str(Path(ntk_tui.__file__).resolve().parent.parent)
 

@@ -45,7 +45,22 @@ FAMILY_LABELS: dict[str, str] = {
 #: Smooth activations accepted by the two-layer family (ReLU is offered only
 #: to explain why it is refused: Lip(Dh) is infinite for it).
 ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "erf", "softplus", "relu")
-METHODS: tuple[str, ...] = ("dop853",)
+METHODS: tuple[str, ...] = ("dop853", "dopri5")
+
+
+def _integrator_defaults() -> dict[str, Any]:
+    """The engine's defaults, shared with the command line (``ntk_tui.config``)."""
+    out = {"rtol": 1e-7, "atol": 1e-12, "method": "dop853", "times": 64}
+    try:
+        from ntk_tui.config import INTEGRATOR_DEFAULTS
+
+        out.update({k: v for k, v in INTEGRATOR_DEFAULTS.items() if k in out and v is not None})
+    except Exception:  # pragma: no cover - the package config is part of the package
+        pass
+    return out
+
+
+_INTEG = _integrator_defaults()
 
 
 def data_targets() -> tuple[str, ...]:
@@ -123,13 +138,13 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("centered", "centred", "bool", True, families=("twolayer",),
               help="use h(w) - h(w0), so R0 does not grow with alpha"),
     # integrator
-    FieldSpec("method", "method", "choice", "dop853", choices=lambda: METHODS, group="integrator",
-              help="ODE integrator"),
-    FieldSpec("rtol", "rtol", "float", 1e-8, lo=0.0, lo_open=True, hi=1.0, hi_open=True, group="integrator",
+    FieldSpec("method", "method", "choice", _INTEG["method"], choices=lambda: METHODS, group="integrator",
+              help="ODE integrator: dop853 (Dormand-Prince 8(5,3)) or dopri5 (5(4))"),
+    FieldSpec("rtol", "rtol", "float", _INTEG["rtol"], lo=0.0, lo_open=True, hi=1.0, hi_open=True, group="integrator",
               help="relative tolerance"),
-    FieldSpec("atol", "atol", "float", 1e-12, lo=0.0, lo_open=True, group="integrator",
+    FieldSpec("atol", "atol", "float", _INTEG["atol"], lo=0.0, lo_open=True, group="integrator",
               help="absolute tolerance"),
-    FieldSpec("points", "points", "int", 64, lo=2, hi=4096, group="integrator",
+    FieldSpec("points", "points", "int", int(_INTEG["times"]) if isinstance(_INTEG["times"], int) else 64, lo=2, hi=4096, group="integrator",
               help="number of log-spaced sample times in [1e-5 T, T]"),
 )
 FIELD_BY_KEY: dict[str, FieldSpec] = {f.key: f for f in FIELDS}
@@ -292,9 +307,9 @@ class RunConfig:
     alpha: float
     T: float
     params: dict[str, Any]
-    method: str = "dop853"
-    rtol: float = 1e-8
-    atol: float = 1e-12
+    method: str = _INTEG["method"]
+    rtol: float = _INTEG["rtol"]
+    atol: float = _INTEG["atol"]
     points: int = 64
 
     def describe(self) -> str:

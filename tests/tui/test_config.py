@@ -39,7 +39,9 @@ def test_validate_form_builds_the_package_config() -> None:
     d = core.to_dict()
     assert d["model"] == {"m": 64, "activation": "tanh", "seed": 2, "centered": True}
     assert d["data"] == {"source": "sphere", "n": 16, "d": 3, "target": "teacher", "seed": 2}
-    assert d["integrator"]["rtol"] == 1e-8
+    import ntk_tui.config as core
+
+    assert d["integrator"]["rtol"] == core.INTEGRATOR_DEFAULTS["rtol"]
 
 
 def test_validate_form_collects_every_error_of_the_visible_fields() -> None:

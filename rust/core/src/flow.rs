@@ -43,6 +43,7 @@ pub struct LinearFlow {
     /// c = V^T r0
     c: Vec<f64>,
     tmp: Vec<f64>,
+    phi_c: Vec<f64>,
 }
 
 impl LinearFlow {
@@ -50,7 +51,7 @@ impl LinearFlow {
         let n = spectrum.n;
         let mut c = vec![0.0; n];
         crate::model::dense::mat_t_vec(&spectrum.vectors, n, n, r0, &mut c);
-        LinearFlow { spectrum, c, tmp: vec![0.0; n] }
+        LinearFlow { spectrum, c, tmp: vec![0.0; n], phi_c: vec![0.0; n] }
     }
 
     /// rbar(t) and u(t) = V φ(t) c, so that wbar(t) - w0 = J0^T u(t) / α.
@@ -58,16 +59,26 @@ impl LinearFlow {
         let sp = &*self.spectrum;
         let n = sp.n;
         for k in 0..n {
-            self.tmp[k] = (-sp.lambda[k] * t).exp() * self.c[k];
+            let (decay, phi) = decay_and_phi(sp.lambda[k], t);
+            self.tmp[k] = decay * self.c[k];
+            self.phi_c[k] = phi * self.c[k];
         }
         crate::model::dense::mat_vec(&sp.vectors, n, n, &self.tmp, rbar);
-        for k in 0..n {
-            let l = sp.lambda[k];
-            // φ(t) = (1 - e^{-λt}) / λ, = t at λ = 0; expm1 keeps it exact for small λt.
-            let phi = if l > 0.0 { -(-l * t).exp_m1() / l } else { t };
-            self.tmp[k] = phi * self.c[k];
-        }
-        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.tmp, u);
+        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.phi_c, u);
+    }
+}
+
+/// (e^{-λt}, φ(t) = (1 - e^{-λt})/λ) from one transcendental call: expm1 while
+/// λt < 1 (φ exact for small λt), exp beyond (where 1 - e^{-λt} >= 1 - 1/e).
+#[inline]
+fn decay_and_phi(lambda: f64, t: f64) -> (f64, f64) {
+    let x = lambda * t;
+    if x < 1.0 {
+        let em = (-x).exp_m1();
+        (1.0 + em, if lambda > 0.0 { -em / lambda } else { t })
+    } else {
+        let e = (-x).exp();
+        (e, (1.0 - e) / lambda)
     }
 }
 
@@ -175,6 +186,24 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
         }
         for (o, g) in ds.iter_mut().zip(&self.grad) {
             *o = self.alpha * g;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decay_and_phi;
+
+    #[test]
+    fn decay_and_phi_match_direct_formulas() {
+        for &l in &[0.0, 1e-12, 1e-3, 0.7, 3.0, 50.0] {
+            for &t in &[0.0, 1e-6, 0.3, 1.0, 7.0, 1e3] {
+                let (e, phi) = decay_and_phi(l, t);
+                let e_ref = (-l * t).exp();
+                let phi_ref = if l > 0.0 { -(-l * t).exp_m1() / l } else { t };
+                assert!((e - e_ref).abs() <= 1e-15 * e_ref.max(1e-300) + 1e-16, "{l} {t}");
+                assert!((phi - phi_ref).abs() <= 1e-14 * phi_ref.abs() + 1e-300, "{l} {t}");
+            }
         }
     }
 }
