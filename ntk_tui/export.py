@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from .run import SERIES
+
 __all__ = [
     "FORMATS",
     "ExportError",
@@ -34,18 +36,7 @@ __all__ = [
 ]
 
 FORMATS = (".csv", ".json", ".parquet")
-METRIC_COLUMNS = (
-    "gap",
-    "residual",
-    "residual_lin",
-    "loss",
-    "loss_lin",
-    "weight_change",
-    "weight_change_lin",
-    "kernel_drift",
-    "jacobian_drift",
-    "lip_dh_path",
-)
+METRIC_COLUMNS = SERIES
 RUN_META_KEYS = ("family", "alpha", "T", "R0", "kappa", "rho", "lip_dh", "lip_dh_kind", "lip_h", "status", "metrics")
 
 

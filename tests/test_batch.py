@@ -98,3 +98,29 @@ def test_progress_reaches_total() -> None:
     job.wait()
     assert job.progress == (4, 4)
     assert job.done
+
+
+def test_memory_does_not_grow_with_the_number_of_steps() -> None:
+    """Peak memory of a run is independent of its length: only the requested times
+    are stored. Two child processes run the same model for 10 and 1000 time units
+    (about 30x more steps); their peak RSS must agree to within a few MB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, ntk_tui as nt\n"
+        "X, y = nt.datasets.sphere(32, 4, seed=0)\n"
+        "m = nt.TwoLayer(X, y, m=512)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "r = nt.simulate_batch([m, m], [1.0, 3.0], {T}, metrics=['gap'])\n"
+        "print(sum(x.stats['naccept'] for row in r.runs for x in row), "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = {}
+    for T in (10.0, 1000.0):
+        res = subprocess.run([sys.executable, "-c", code.format(T=T)], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        steps, grew_kb = map(int, res.stdout.split())
+        out[T] = (steps, grew_kb)
+    assert out[1000.0][0] > 10 * out[10.0][0], out  # the long run really takes many more steps
+    assert abs(out[1000.0][1] - out[10.0][1]) < 8 * 1024, out  # KiB

@@ -227,11 +227,23 @@ class NtkApp(App[None]):
             return f"{seconds * 1000:.3g} ms"
         return f"{seconds:.2f} s"
 
-    def on_unmount(self) -> None:
+    def stop_workers(self) -> None:
+        """Cancel every run and sweep in progress (their threads end within a fraction of a second)."""
         for screen in self._all_screens():
             stop = getattr(screen, "stop_all", None)
             if stop is not None:
                 stop()
+
+    async def action_quit(self) -> None:
+        self.stop_workers()
+        await super().action_quit()
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        self.stop_workers()
+        super().exit(*args, **kwargs)
+
+    def on_unmount(self) -> None:
+        self.stop_workers()
         if self._store is not None:
             try:
                 self._store.close()

@@ -398,6 +398,8 @@ class HistoryScreen(Screen):
                     self.app.session.remove(e.session)
                 else:
                     self.app.get_store().delete(e.store_id)
+                    # the session's copy of a deleted record goes too
+                    self.app.session[:] = [s for s in self.app.session if s.store_id != e.store_id]
             except Exception as exc:
                 self.notify(f"cannot delete {e.label}: {exc}", severity="error")
                 return

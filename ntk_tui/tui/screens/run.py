@@ -31,6 +31,8 @@ __all__ = ["RunScreen"]
 TABS = (("setup", "Setup"), ("gap", "Gap"), ("weights", "Weights"), ("kernel", "Kernel"))
 NARROW_WIDTH = 100
 NARROW_HEIGHT = 30
+ADVANCE_SECONDS = 0.05  # engine slice between cancel checks
+REDRAW_SECONDS = 0.1  # at most ~10 plot updates per second
 
 
 class RunScreen(Screen):
@@ -251,8 +253,12 @@ class RunScreen(Screen):
         self.refresh_bindings()
 
     def stop_all(self) -> None:
+        """Ask the worker to stop (quitting must not wait for a long run to finish)."""
         if self._cancel is not None:
             self._cancel.set()
+
+    def on_unmount(self) -> None:
+        self.stop_all()
 
     # ---- the worker ----------------------------------------------------------------
 
@@ -282,14 +288,19 @@ class RunScreen(Screen):
         t0 = clock()
         status, reason, run = "ok", None, None
         try:
+            last_post = -1.0
             while not sim.done:
                 if cancel.is_set():
                     break
-                sim.advance(max_seconds=0.1)
+                # short slices keep Cancel prompt; the plots are redrawn at most ~10 times a second
+                sim.advance(max_seconds=ADVANCE_SECONDS)
                 if cancel.is_set() and not sim.done:
                     break
-                partial = sim.result()
-                self._post(self._progress, token, partial, int(sim.n_done), int(sim.n_total), clock() - t0)
+                now = clock()
+                if now - last_post >= REDRAW_SECONDS and not sim.done:
+                    last_post = now
+                    partial = sim.result()
+                    self._post(self._progress, token, partial, int(sim.n_done), int(sim.n_total), now - t0)
             run = sim.result()
             if not sim.done:
                 status = "cancelled"

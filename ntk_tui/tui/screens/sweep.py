@@ -389,8 +389,12 @@ class SweepScreen(Screen):
         self.refresh_bindings()
 
     def stop_all(self) -> None:
+        """Ask the worker to stop (quitting must not wait for a long run to finish)."""
         if self._cancel is not None:
             self._cancel.set()
+
+    def on_unmount(self) -> None:
+        self.stop_all()
 
     # ---- the worker ----------------------------------------------------------------------
 
