@@ -187,7 +187,7 @@ def test_cancel_stops_a_long_run_quickly(make_app) -> None:
             await pilot.press("r")
             await wait_for(pilot, lambda: screen.running)
             await wait_for(pilot, lambda: app.screen.query_one("#status #status-text").render().plain.startswith(
-                "running: t ="), timeout=10)  # plots are growing
+                "running · t ="), timeout=10)  # plots are growing
             await pilot.pause(1.0)
             assert screen.running, "the long run finished too early for this test"
             lag = max(b - a for a, b in zip(ticks, ticks[1:]))

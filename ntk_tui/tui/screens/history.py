@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -32,6 +32,7 @@ __all__ = ["HistoryScreen", "form_values_from_config"]
 TABS = (("list", "List"), ("compare", "Compare"))
 NARROW_WIDTH = 100
 NARROW_HEIGHT = 30
+SIDE_BY_SIDE_WIDTH = 150
 
 
 @dataclass
@@ -98,7 +99,8 @@ class HistoryScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
         Binding("g", "app.goto('run')", "Run screen"),
-        Binding("s", "app.goto('sweep')", "Sweep"),
+        Binding("s", "app.goto('sweep')", "Sweep", show=False),
+        Binding("p", "app.presets", "Presets", show=False),
         Binding("f5", "reload", "Reload", show=False),
         Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
         Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
@@ -115,18 +117,21 @@ class HistoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield NavBar("history")
         yield TabStrip(TABS, "list", id="history-tabs")
-        with Horizontal(id="history-body"):
+        with Container(id="history-body"):
             with Vertical(id="history-left"):
                 yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="history-details", markup=False)
-            yield PlotPanel("compare: gap of two runs", hires=self.app.hires, id="history-plot",
-                            empty_text="mark two runs (space) and press c to compare them")
+            with Vertical(id="history-right"):
+                yield PlotPanel("compare: gap of two runs", hires=self.app.hires, id="history-plot",
+                                empty_text="mark two runs (space) and press c to compare them")
+                yield Static("", id="compare-info", markup=False)
         yield RunStatus(id="history-status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key in (("", "mark"), ("id", "id"), ("kind", "kind"), ("created", "created"), ("name", "name"),
+        table.add_column("", key="mark", width=1)
+        for label, key in (("id", "id"), ("kind", "kind"), ("created", "created"), ("name", "name"),
                            ("family", "family"), ("alpha", "alpha"), ("T", "T"), ("gap(T)", "gap"),
                            ("status", "status")):
             table.add_column(label, key=key)
@@ -149,6 +154,8 @@ class HistoryScreen(Screen):
 
     def _layout(self, width: int, height: int) -> None:
         narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
+        # list and plot side by side only when the table fits next to a plot
+        self.set_class(not narrow and width >= SIDE_BY_SIDE_WIDTH, "-side")
         if narrow != self._narrow:
             self._narrow = narrow
             self.set_class(narrow, "-narrow")
@@ -378,7 +385,13 @@ class HistoryScreen(Screen):
             panel.set_frame(math.log10(tt.min()), math.log10(tt.max()), *rng)
         panel.border_title = f"compare {runs[0][0].label} and {runs[1][0].label}: gap vs t"
         panel.draw(curves, markers)
-        self.query_one(RunStatus).message(" | ".join(lines) if lines else "compared")
+        info = Text()
+        for i, line in enumerate(lines):
+            if i:
+                info.append("\n")
+            info.append(line)
+        self.query_one("#compare-info", Static).update(info)
+        self.query_one(RunStatus).message(f"comparing {runs[0][0].label} and {runs[1][0].label}")
         if self._narrow:
             self.action_show_tab("compare")
 
@@ -428,10 +441,10 @@ def _last(values: Any) -> float | None:
 
 
 def _short_time(iso: str) -> str:
-    """``2024-06-07T12:34:56+00:00`` -> ``2024-06-07 12:34`` (local time)."""
+    """``2024-06-07T12:34:56+00:00`` -> ``06-07 12:34`` (local time)."""
     try:
         import datetime as dt
 
-        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+        return dt.datetime.fromisoformat(iso).astimezone().strftime("%m-%d %H:%M")
     except Exception:
         return iso

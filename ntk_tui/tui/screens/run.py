@@ -351,10 +351,10 @@ class RunScreen(Screen):
         status = self.query_one(RunStatus)
         status.progress(done, total)
         el = self.app.elapsed_text(elapsed)
-        text = f"running: t = {fmt(t_done)} of {fmt(run.T)}  ({done}/{total} times)"
+        text = f"running · t = {fmt(t_done)} / {fmt(run.T)} · {done}/{total} times"
         if el:
-            text += f"  {el}"
-        status.message(text + "  — c to cancel")
+            text += f" · {el}"
+        status.message(text + " · c cancels")
 
     def _finished(self, token: int, cfg: RunConfig, run: Any, summary: Any, status: str, reason: str | None,
                   store_id: int | None, store_error: str | None, elapsed: float) -> None:

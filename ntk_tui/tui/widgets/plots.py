@@ -25,7 +25,12 @@ from textual.widgets import Static
 from .packed import PackedStatic
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter
-from textual_plot.plot_widget import LinePlot, ScatterPlot
+from rich.segment import Segment
+from rich.style import Style
+from textual.containers import Grid
+from textual.strip import Strip
+from textual_hires_canvas import Canvas
+from textual_plot.plot_widget import Legend, LinePlot, ScatterPlot
 
 __all__ = [
     "BRAILLE_MODE",
@@ -201,6 +206,22 @@ def _log10(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+class _Canvas(Canvas):
+    """textual-hires-canvas's Canvas, with a style on every segment: Textual's
+    monochrome filter (``NO_COLOR``) cannot handle segments without one."""
+
+    _NULL = Style()
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        segments = list(strip)
+        if any(seg.style is None for seg in segments):
+            null = self._NULL
+            return Strip([Segment(seg.text, seg.style or null, seg.control) for seg in segments],
+                         strip.cell_length)
+        return strip
+
+
 class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
     """A PlotWidget with fixed log10 axes, decade ticks and dash patterns."""
 
@@ -221,6 +242,15 @@ class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
         self._curves: list[Curve] = []
         self._markers: list[VMarker] = []
 
+    def compose(self) -> ComposeResult:
+        # PlotWidget's layout, with the NO_COLOR-safe canvas
+        with Grid():
+            yield _Canvas(1, 1, id="margin-top")
+            yield _Canvas(1, 1, id="margin-left")
+            yield _Canvas(1, 1, id="plot")
+            yield _Canvas(1, 1, id="margin-bottom")
+        yield Legend(id="legend")
+
     def on_mount(self) -> None:
         # PlotWidget.on_mount also runs (after this one) and resets limits and data: set up afterwards
         self.call_after_refresh(self._setup)
@@ -234,9 +264,32 @@ class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
         self.show_legend(is_visible=False)
         self._apply_frame()
         self._rebuild()
+        self.call_after_refresh(self._canvas_changed)
 
     def on_resize(self) -> None:
         self._apply_frame()
+        self._canvas_changed()
+        self.call_after_refresh(self._canvas_changed)
+
+    def _canvas_changed(self) -> None:
+        """Make PlotWidget re-measure its canvases (it only does so on a layout refresh of itself)."""
+        self._needs_canvas_resize = True
+        self._needs_rerender = True
+        self.refresh()
+
+    def render(self):  # type: ignore[override]
+        # the plot canvas may have been resized by a layout change of the grid (margins, parent)
+        try:
+            canvas = self.query_one("#plot")
+            size = canvas.size
+            rect = self._scale_rectangle
+            if size.width > 2 and size.height > 2 and (rect.width != size.width - 2 or rect.height != size.height - 2
+                                                       or canvas._canvas_size != size):
+                self._needs_canvas_resize = True
+                self._needs_rerender = True
+        except Exception:
+            pass
+        return super().render()
 
     # ---- public API -------------------------------------------------------
 
@@ -453,6 +506,8 @@ class PlotPanel(Vertical):
 
     def draw(self, curves: Sequence[Curve], markers: Sequence[VMarker] = ()) -> None:
         colours = self.colours()
+        _, _, ylo, yhi = self.plot.frame
+        curves = [_with_scale_note(c, ylo, yhi) for c in curves]
         self._curves, self._markers = list(curves), list(markers)
         self.plot.draw(curves, markers, colours)
         self.query_one(".legend", PackedStatic).set_paragraphs([legend_entries(curves, markers, colours)])
@@ -460,6 +515,20 @@ class PlotPanel(Vertical):
     def refresh_colours(self) -> None:
         if self._curves or self._markers:
             self.draw(self._curves, self._markers)
+
+
+def _with_scale_note(c: Curve, ylo: float, yhi: float) -> Curve:
+    """Say so in the legend when a curve lies entirely above or below the axes."""
+    y = np.asarray(c.y, dtype=float)
+    y = y[np.isfinite(y) & (y > 0)]
+    if y.size == 0 or c.note:
+        return c
+    ly = np.log10(y)
+    if ly.min() > yhi:
+        return Curve(c.label, c.x, c.y, c.role, c.pattern, c.violated, "(above the axes)")
+    if ly.max() < ylo:
+        return Curve(c.label, c.x, c.y, c.role, c.pattern, c.violated, "(below the axes)")
+    return c
 
 
 def legend_entries(curves: Sequence[Curve], markers: Sequence[VMarker], colours: dict[str, str]) -> list[Text]:

@@ -61,7 +61,7 @@ class SummaryPanel(PackedStatic):
         min-height: 3;
         max-height: 6;
         padding: 0 1;
-        border-top: hkey $foreground 20%;
+        border-top: solid $foreground 20%;
     }
     SummaryPanel.-violated { border-top: hkey $error; }
     """
@@ -159,7 +159,7 @@ class RunStatus(Horizontal):
         height: 1;
         padding: 0 1;
         & > #status-text { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-        & > ProgressBar { width: auto; height: 1; }
+        & > ProgressBar { width: auto; height: 1; margin-left: 1; }
         & > ProgressBar > Bar { width: 16; }
         & > ProgressBar > #percentage { width: 5; }
         &.-error > #status-text { color: $error; }

@@ -202,6 +202,62 @@ fn pullback_row_simd(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], 
     }
 }
 
+/// The two-layer net's per-row sums of the fused right-hand side:
+/// (Σ a0 d2 + δa d1, Σ s0 s_a, Σ a0 s1 y2) — Rem, and the two parts of J0 s.
+#[allow(clippy::too_many_arguments)]
+pub fn row_sums(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64], s1: &[f64], y2: &[f64]) -> [f64; 3] {
+    row_sums_simd(a0, d2, da, d1, s0, sa, s1, y2)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+fn row_sums_simd(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64], s1: &[f64], y2: &[f64]) -> [f64; 3] {
+    let n = a0.len();
+    let (d2, da, d1, s0, sa, s1, y2) = (&d2[..n], &da[..n], &d1[..n], &s0[..n], &sa[..n], &s1[..n], &y2[..n]);
+    let (mut r, mut ja, mut ju) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
+    let chunks = n / 8;
+    for ch in 0..chunks {
+        let o = ch * 8;
+        let (a, b, c, d) = (&a0[o..o + 8], &d2[o..o + 8], &da[o..o + 8], &d1[o..o + 8]);
+        let (e, f, g, h) = (&s0[o..o + 8], &sa[o..o + 8], &s1[o..o + 8], &y2[o..o + 8]);
+        for l in 0..8 {
+            r[l] += a[l] * b[l] + c[l] * d[l];
+        }
+        for l in 0..8 {
+            ja[l] += e[l] * f[l];
+        }
+        for l in 0..8 {
+            ju[l] += a[l] * g[l] * h[l];
+        }
+    }
+    let fold = |a: [f64; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    let mut out = [fold(r), fold(ja), fold(ju)];
+    for i in chunks * 8..n {
+        out[0] += a0[i] * d2[i] + da[i] * d1[i];
+        out[1] += s0[i] * sa[i];
+        out[2] += a0[i] * s1[i] * y2[i];
+    }
+    out
+}
+
+/// The two-layer net's per-row update of the fused right-hand side: the a-part
+/// ga += s0 e_a + d1 r_a and the pullback coefficients c = a0 s1 e + (a0 e1 + δa (s1 + e1)) r.
+#[allow(clippy::too_many_arguments)]
+pub fn row_update(ga: &mut [f64], s0: &[f64], d1: &[f64], ea: f64, ra: f64, c: &mut [f64], a0: &[f64], s1: &[f64], e1: &[f64], da: &[f64], e: f64, r: f64) {
+    row_update_simd(ga, s0, d1, ea, ra, c, a0, s1, e1, da, e, r)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[allow(clippy::too_many_arguments)]
+fn row_update_simd(ga: &mut [f64], s0: &[f64], d1: &[f64], ea: f64, ra: f64, c: &mut [f64], a0: &[f64], s1: &[f64], e1: &[f64], da: &[f64], e: f64, r: f64) {
+    let n = ga.len();
+    let (s0, d1, c, a0, s1, e1, da) = (&s0[..n], &d1[..n], &mut c[..n], &a0[..n], &s1[..n], &e1[..n], &da[..n]);
+    for i in 0..n {
+        ga[i] += s0[i] * ea + d1[i] * ra;
+        c[i] = a0[i] * s1[i] * e + (a0[i] * e1[i] + da[i] * (s1[i] + e1[i])) * r;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

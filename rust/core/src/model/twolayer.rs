@@ -428,15 +428,15 @@ impl Model for TwoLayer {
                 let (yb, y2) = ws.yb[lj * 2 * m..(lj + 1) * 2 * m].split_at(m);
                 let out = RowDelta { d1: &mut ws.d1_row, d2: &mut ws.row, e1: &mut ws.e1_row };
                 self.activation.delta_row(&self.base, rg.clone(), yb, out);
-                let (s0, s1) = (&self.base.s0[rg.clone()], &self.base.s1[rg]);
-                let rem = (dot(&self.w0[..m], &ws.row) + dot(&ws.da, &ws.d1_row)) * self.inv_sqrt_mn;
-                let j0s = dot(s0, &s[..m]) * self.inv_sqrt_mn + kernels::dot3(&self.w0[..m], s1, y2) * self.inv_sqrt_n;
+                let (s0, s1, a0) = (&self.base.s0[rg.clone()], &self.base.s1[rg], &self.w0[..m]);
+                let [rem, j0s_a, j0s_u] = kernels::row_sums(a0, &ws.row, &ws.da, &ws.d1_row, s0, &s[..m], s1, y2);
+                let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u * self.inv_sqrt_n);
                 e[j] = -(j0s / alpha + alpha * rem);
                 r[j] = rbar[j] + e[j];
-                kernels::axpby_add(ga, e[j] * self.inv_sqrt_mn, s0, r[j] * self.inv_sqrt_mn, &ws.d1_row);
                 let c = &mut ws.cb[lj * m..(lj + 1) * m];
+                let (ea, ra) = (e[j] * self.inv_sqrt_mn, r[j] * self.inv_sqrt_mn);
                 let (ej, rj) = (e[j] * self.inv_sqrt_n, r[j] * self.inv_sqrt_n);
-                kernels::pullback_row(c, &self.w0[..m], s1, ej, &ws.da, &ws.e1_row, rj);
+                kernels::row_update(ga, s0, &ws.d1_row, ea, ra, c, a0, s1, &ws.e1_row, &ws.da, ej, rj);
             }
             self.ct_times_x_rows(&ws.cb, rows, gu, bi > 0);
         }
