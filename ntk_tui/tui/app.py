@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from .config import FIELDS, FormError
+from .config import FIELDS
 from .presets import PRESET_SPECS, PRESETS, get_preset
 from .session import SessionItem
 from .screens.dialogs import PresetScreen
@@ -28,8 +26,6 @@ from .screens.sweep import SweepScreen
 from .widgets.plots import BLOCK_MODE, BRAILLE_MODE
 
 __all__ = ["NtkApp", "run_app", "SessionItem", "PRESETS"]
-
-HERE = Path(__file__).parent
 
 
 def _env_flag(name: str) -> bool:
@@ -310,5 +306,3 @@ def run_app(
         )
     NtkApp(preset=preset, prefill=prefill, **app_opts).run()
 
-
-__all__ += ["FormError"]

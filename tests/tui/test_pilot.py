@@ -405,6 +405,47 @@ def test_export_csv_json_svg(make_app, tmp_path: Path, monkeypatch) -> None:
     run(scenario())
 
 
+def test_command_palette_runs_app_commands(make_app) -> None:
+    from ntk_tui.tui.widgets.plots import BLOCK_MODE, LogPlot
+
+    async def scenario() -> None:
+        app = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"braille")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert {p.hires for p in app.screen.query(LogPlot)} == {BLOCK_MODE}
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"history screen")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.current_mode == "history")
+
+    run(scenario())
+
+
+@needs_engine
+def test_theme_change_keeps_the_plots(make_app) -> None:
+    async def scenario() -> None:
+        app = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("1")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.current_run is not None and not screen.running)
+            panel = screen.query_one("#p-gap")
+            dark = panel.colours()["measure"]
+            app.theme = "textual-light"
+            await pilot.pause()
+            assert panel.colours()["measure"] != dark
+            assert panel.plot._colours["measure"] == panel.colours()["measure"]
+
+    run(scenario())
+
+
 @needs_engine
 def test_presets_start_in_one_keystroke(make_app) -> None:
     async def scenario() -> None:

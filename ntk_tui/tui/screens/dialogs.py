@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +36,12 @@ class PresetScreen(ModalScreen[str | None]):
             yield Label("Presets — reproduce a statement of the paper", classes="dialog-title")
             options = []
             for p in PRESET_SPECS:
-                options.append(Option(f"[b]{p.key}  {p.title}[/b]\n   [dim]{p.description}[/dim]", id=p.name))
+                grid = Table.grid(padding=(0, 1))
+                grid.add_column(width=2)
+                grid.add_column(ratio=1)
+                grid.add_row(Text(p.key, style="bold"), Text(p.title, style="bold"))
+                grid.add_row("", Text(p.description, style="dim"))
+                options.append(Option(grid, id=p.name))
             yield OptionList(*options, id="preset-list")
             yield Static("Enter or 1-4 to start · Esc to close", classes="dialog-hint")
 

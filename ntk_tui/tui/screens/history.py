@@ -17,7 +17,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
-from textual.screen import Screen
+from ._base import LabScreen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Static
 
 from ..engine import summarize
@@ -87,7 +88,7 @@ def form_values_from_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-class HistoryScreen(Screen):
+class HistoryScreen(LabScreen):
     """Saved runs and sweeps."""
 
     AUTO_FOCUS = "#history-table"
@@ -122,7 +123,7 @@ class HistoryScreen(Screen):
                 yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="history-details", markup=False)
             with Vertical(id="history-right"):
-                yield PlotPanel("compare: gap of two runs", hires=self.app.hires, id="history-plot",
+                yield PlotPanel("compare: gap of two runs", hires=self.lab.hires, id="history-plot",
                                 empty_text="mark two runs (space) and press c to compare them")
                 yield Static("", id="compare-info", markup=False)
         yield RunStatus(id="history-status")
@@ -194,7 +195,7 @@ class HistoryScreen(Screen):
         stored_ids: set[int] = set()
         store = None
         try:
-            store = self.app.get_store()
+            store = self.lab.get_store()
             records = store.list()
         except Exception as exc:
             records = []
@@ -206,12 +207,12 @@ class HistoryScreen(Screen):
                 gap = None
             entries[f"db-{rec.id}"] = Entry(
                 key=f"db-{rec.id}", kind=rec.kind, store_id=rec.id, session=None,
-                created="—" if self.app.frozen_clock else _short_time(rec.created),
+                created="—" if self.lab.frozen_clock else _short_time(rec.created),
                 name=rec.name or (f"{rec.n_runs} runs" if rec.kind == "sweep" else ""), family=rec.family or "",
                 alpha=s.get("alpha"), T=s.get("T"), gap=gap, status=rec.status, config=rec.config,
             )
             stored_ids.add(rec.id)
-        for i, item in enumerate(self.app.session):
+        for i, item in enumerate(self.lab.session):
             if item.store_id is not None and item.store_id in stored_ids:
                 continue
             obj = item.obj
@@ -252,7 +253,7 @@ class HistoryScreen(Screen):
         if not self.entries or table.cursor_row < 0:
             return None
         try:
-            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         except Exception:
             return None
         return self.entries.get(str(key))
@@ -288,7 +289,7 @@ class HistoryScreen(Screen):
     def _load(self, e: Entry) -> Any:
         if e.session is not None:
             return e.session.obj
-        store = self.app.get_store()
+        store = self.lab.get_store()
         return store.load(e.store_id)
 
     def action_open(self) -> None:
@@ -305,17 +306,23 @@ class HistoryScreen(Screen):
     @work(exclusive=True, group="history-open")
     async def _reopen(self, e: Entry, obj: Any) -> None:
         if e.kind == "run":
+            from .run import RunScreen
+
             await self.app.switch_mode("run")
             screen = self.app.screen
             values = form_values_from_config(e.config) if e.config else None
             if e.session is not None and e.session.config is not None:
                 values = e.session.config.to_form()
-            if values:
-                screen.form.set_values(values)
-            screen.show_run(obj, title=f"reopened {e.label}")
+            if isinstance(screen, RunScreen):
+                if values:
+                    screen.form.set_values(values)
+                screen.show_run(obj, title=f"reopened {e.label}")
         else:
+            from .sweep import SweepScreen
+
             await self.app.switch_mode("sweep")
-            self.app.screen.show_result(obj)
+            if isinstance(self.app.screen, SweepScreen):
+                self.app.screen.show_result(obj)
 
     def action_mark(self) -> None:
         e = self._current()
@@ -408,11 +415,11 @@ class HistoryScreen(Screen):
                 return
             try:
                 if e.session is not None:
-                    self.app.session.remove(e.session)
+                    self.lab.session.remove(e.session)
                 else:
-                    self.app.get_store().delete(e.store_id)
+                    self.lab.get_store().delete(e.store_id)
                     # the session's copy of a deleted record goes too
-                    self.app.session[:] = [s for s in self.app.session if s.store_id != e.store_id]
+                    self.lab.session[:] = [s for s in self.lab.session if s.store_id != e.store_id]
             except Exception as exc:
                 self.notify(f"cannot delete {e.label}: {exc}", severity="error")
                 return

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from ._base import LabScreen
 from textual.widgets import Button, Footer, Input
 
 from ..config import FIELDS, FormError, RunConfig, validate_form
@@ -35,7 +35,7 @@ ADVANCE_SECONDS = 0.05  # engine slice between cancel checks
 REDRAW_SECONDS = 0.1  # at most ~10 plot updates per second
 
 
-class RunScreen(Screen):
+class RunScreen(LabScreen):
     """Configure one run, watch it, read the verdict."""
 
     AUTO_FOCUS = "#run-button"
@@ -76,7 +76,7 @@ class RunScreen(Screen):
                 with Horizontal(id="run-buttons"):
                     yield Button("Run", id="run-button", variant="primary", compact=True)
                     yield Button("Cancel", id="cancel-button", variant="default", compact=True, disabled=True)
-            yield RunPlots(hires=self.app.hires, id="plots")
+            yield RunPlots(hires=self.lab.hires, id="plots")
         yield SummaryPanel(id="summary")
         yield RunStatus(id="status")
         yield Footer(compact=True)
@@ -138,7 +138,7 @@ class RunScreen(Screen):
 
     def _form_T(self) -> float | None:
         try:
-            return float(self.form.raw_values().get("T"))
+            return float(self.form.raw_values().get("T") or "nan")
         except (TypeError, ValueError):
             return None
 
@@ -317,9 +317,9 @@ class RunScreen(Screen):
             status = "failed"
         summary = summarize(run) if run is not None else None
         store_id, store_error = None, None
-        if run is not None and status != "cancelled" and self.app.save_history:
+        if run is not None and status != "cancelled" and self.lab.save_history:
             try:
-                store_id = self.app.get_store().save_run(run, config=core)
+                store_id = self.lab.get_store().save_run(run, config=core)
             except Exception as exc:
                 store_error = str(exc)
         self._post(self._finished, token, cfg, run, summary, status, reason, store_id, store_error, clock() - t0)
@@ -350,7 +350,7 @@ class RunScreen(Screen):
         self.query_one(SummaryPanel).show_live(run, t_done)
         status = self.query_one(RunStatus)
         status.progress(done, total)
-        el = self.app.elapsed_text(elapsed)
+        el = self.lab.elapsed_text(elapsed)
         text = f"running · t = {fmt(t_done)} / {fmt(run.T)} · {done}/{total} times"
         if el:
             text += f" · {el}"
@@ -377,7 +377,7 @@ class RunScreen(Screen):
         total = cfg.points
         bar.progress(n if status != "ok" else total, total)
         stats = dict(getattr(run, "stats", {}) or {})
-        el = self.app.elapsed_text(stats.get("elapsed_s", elapsed))
+        el = self.lab.elapsed_text(stats.get("elapsed_s", elapsed))
         label = f"{cfg.describe()}"
         if status == "ok":
             extra = f"saved #{store_id}" if store_id is not None else "done"
@@ -393,7 +393,7 @@ class RunScreen(Screen):
         if store_error and status != "cancelled":
             self.notify(f"the run was not saved to the history: {store_error}", title="History",
                         severity="warning", timeout=6)
-        self.app.add_session(SessionItem("run", run, label, status, store_id=store_id, config=cfg,
+        self.lab.add_session(SessionItem("run", run, label, status, store_id=store_id, config=cfg,
                                          summary=summary))
 
     # ---- reopening -----------------------------------------------------------------------
@@ -409,7 +409,7 @@ class RunScreen(Screen):
         if self.current_summary is not None:
             self.query_one(SummaryPanel).show_summary(self.current_summary, run)
         stats = dict(getattr(run, "stats", {}) or {})
-        self.query_one(RunStatus).stats(stats, elapsed=self.app.elapsed_text(stats.get("elapsed_s")),
+        self.query_one(RunStatus).stats(stats, elapsed=self.lab.elapsed_text(stats.get("elapsed_s")),
                                         extra=title or "reopened")
         try:
             n = len(np.atleast_1d(run.times))

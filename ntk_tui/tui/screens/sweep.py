@@ -19,7 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from ._base import LabScreen
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
 from ..config import FIELDS, SWEEP_FIELDS, FormError, SweepConfig, validate_form, validate_sweep
@@ -93,11 +93,13 @@ def sweep_curves(rows: list[dict[str, Any]], variable: str, t_scaled: bool) -> t
             continue
         vals = []
         for x in ux:
-            v = [r.get(f"bound_{name}") for r in good if float(r[xkey]) == x
-                 and r.get(f"bound_{name}_valid") not in (False, 0)]
-            v = [float(a) for a in v if isinstance(a, (int, float))]
-            vals.append(np.mean(v) if v else np.nan)
-        curves.append(Curve(f"{st.label} at T", ux, np.asarray(vals), role=st.role, pattern=st.pattern))
+            found = [r.get(f"bound_{name}") for r in good if float(r[xkey]) == x
+                     and r.get(f"bound_{name}_valid") not in (False, 0)]
+            v = [float(a) for a in found if isinstance(a, (int, float))]
+            vals.append(float(np.mean(v)) if v else np.nan)
+        vals_a = np.asarray(vals, dtype=float)
+        note = "" if np.isfinite(vals_a).any() else "(not valid at T)"
+        curves.append(Curve(f"{st.label} at T", ux, vals_a, role=st.role, pattern=st.pattern, note=note))
     try:
         from ntk_tui.analysis import fit_power_law
 
@@ -116,12 +118,12 @@ def sweep_curves(rows: list[dict[str, Any]], variable: str, t_scaled: bool) -> t
     cx, cy = lx.mean(), ly.mean()
     xx = np.geomspace(ux[0], ux[-1], 32)
     curves.append(Curve(f"slope {_slope(slope)} (Thm 1.2)", xx, np.exp(cy + slope * (np.log(xx) - cx)),
-                        role="ref", pattern="dashdot"))
+                        role="ref", pattern="sparse"))
     curves.append(Curve("gap(T)", xs[order], ys[order], role="measure", pattern="points"))
     return curves, fit
 
 
-class SweepScreen(Screen):
+class SweepScreen(LabScreen):
     """Sweep alpha or the width; fit the slope of gap(T)."""
 
     AUTO_FOCUS = "#sweep-run"
@@ -166,7 +168,7 @@ class SweepScreen(Screen):
                     yield Button("Run sweep", id="sweep-run", variant="primary", compact=True)
                     yield Button("Cancel", id="sweep-cancel", compact=True, disabled=True)
             with Vertical(id="sweep-right"):
-                yield PlotPanel("gap(T) vs alpha", x_label="alpha", hires=self.app.hires, id="sweep-plot",
+                yield PlotPanel("gap(T) vs alpha", x_label="alpha", hires=self.lab.hires, id="sweep-plot",
                                 empty_text="press r to run the sweep · p for presets")
                 yield DataTable(id="sweep-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="sweep-fit", markup=False)
@@ -279,7 +281,7 @@ class SweepScreen(Screen):
     def _idle_plot(self) -> None:
         raw = self.sweep_form.raw_values()
         try:
-            lo, hi = float(raw.get("start")), float(raw.get("stop"))
+            lo, hi = float(raw.get("start") or "nan"), float(raw.get("stop") or "nan")
             if not (lo > 0 and hi >= lo):
                 raise ValueError
         except (TypeError, ValueError):
@@ -409,9 +411,9 @@ class SweepScreen(Screen):
         from ntk_tui.sweep import run_sweep
 
         store, store_error = None, None
-        if self.app.save_history:
+        if self.lab.save_history:
             try:
-                store = self.app.get_store()
+                store = self.lab.get_store()
             except Exception as exc:
                 store_error = str(exc)
         try:
@@ -464,7 +466,7 @@ class SweepScreen(Screen):
         saved = f" · saved #{result.record_id}" if result.record_id is not None else ""
         if result.status == "done":
             status.message(f"sweep done: {result.n_ok}/{result.n_total} runs ok{saved}"
-                           + (f"  {self.app.elapsed_text(result.elapsed_s)}" if self.app.elapsed_text(result.elapsed_s) else ""))
+                           + (f"  {self.lab.elapsed_text(result.elapsed_s)}" if self.lab.elapsed_text(result.elapsed_s) else ""))
         elif result.status == "cancelled":
             status.message(f"sweep cancelled: {n}/{result.n_total} runs finished and kept{saved}")
             self.notify(f"{n} finished runs are kept", title="Sweep cancelled")
@@ -475,7 +477,7 @@ class SweepScreen(Screen):
             self.notify(f"the sweep was not saved to the history: {store_error}", title="History",
                         severity="warning", timeout=6)
         label = f"sweep {self._config.describe()}" if self._config is not None else "sweep"
-        self.app.add_session(SessionItem("sweep", result, label, result.status, store_id=result.record_id,
+        self.lab.add_session(SessionItem("sweep", result, label, result.status, store_id=result.record_id,
                                          config=self._config))
 
     # ---- table and plot ------------------------------------------------------------------------
@@ -496,7 +498,7 @@ class SweepScreen(Screen):
     def _add_table_row(self, row: dict[str, Any]) -> None:
         table = self.query_one(DataTable)
         thm = next((k for k in row if k.startswith("bound_") and not k.endswith("_valid")
-                    and (bound_style(k[6:]) or None) is not None and bound_style(k[6:]).label == "Thm 1.2"), None)
+                    and getattr(bound_style(k[6:]), "label", None) == "Thm 1.2"), None)
         ratio = row.get(f"ratio_{thm[6:]}") if thm else None
         status = str(row.get("status", ""))
         values = {
@@ -552,14 +554,14 @@ class SweepScreen(Screen):
             agree = (math.isfinite(lo) and lo <= slope <= hi) or abs(fit.slope - slope) < 0.1
             text.append("\nverdict: ", style="bold")
             if agree:
-                text.append(f"the measured slope agrees with Theorem 1.2's {_slope(slope)}")
+                text.append(f"the measured slope agrees with Theorem 1.2's {_slope(slope)}: the bound's scaling is tight")
+            elif fit.slope < slope:
+                text.append(f"consistent with Theorem 1.2 (an upper bound, slope {_slope(slope)}): "
+                            f"the gap falls faster than the bound, which is loose in this regime")
             else:
-                text.append(f"the measured slope differs from Theorem 1.2's {_slope(slope)}",
+                text.append(f"the gap falls more slowly than Theorem 1.2's slope {_slope(slope)}",
                             style="bold")
-                if fit.slope > slope:
-                    text.append(" (the gap falls more slowly: outside the lazy regime?)", style="dim")
-                else:
-                    text.append(" (the gap falls faster than the bound requires)", style="dim")
+                text.append(" — outside the bound's validity (lazy regime), or check the bounds at T", style="dim")
         else:
             text.append(f"{len(good)} run(s) with a positive gap(T); a fit needs two distinct {xname} values",
                         style="dim")
@@ -575,8 +577,8 @@ class SweepScreen(Screen):
         self._setup_table(self._variable)
         for r in self.rows:
             self._add_table_row(r)
-        xs = [float(r.get("m") if self._variable == "width" else r.get("alpha")) for r in self.rows
-              if (r.get("m") if self._variable == "width" else r.get("alpha")) is not None]
+        xkey = "m" if self._variable == "width" else "alpha"
+        xs = [float(r[xkey]) for r in self.rows if r.get(xkey) is not None]
         panel = self.query_one("#sweep-plot", PlotPanel)
         xname = "m" if self._variable == "width" else "alpha"
         panel.x_label = xname

@@ -173,6 +173,13 @@ class ParameterForm(Container):
     def _control(self, key: str) -> Widget:
         return self.query_one(f"#{self.id}-{key}")
 
+    def _value_of(self, key: str) -> Any:
+        try:
+            w = self._control(key)
+        except Exception:
+            return None
+        return getattr(w, "value", None)
+
     def raw_values(self) -> dict[str, Any]:
         """Every field as typed (strings for text inputs)."""
         out: dict[str, Any] = {}
@@ -213,7 +220,7 @@ class ParameterForm(Container):
     def family(self) -> str | None:
         if not self.family_aware:
             return None
-        return str(self._control("family").value)
+        return str(self.raw_values().get("family"))
 
     # ---- visibility, locking ---------------------------------------------
 
@@ -222,15 +229,10 @@ class ParameterForm(Container):
         if fam is not None and not spec.applies_to(fam):
             return False
         if spec.key == "path":
-            try:
-                return str(self._control("data").value) == "file"
-            except Exception:
-                return False
+            return str(self._value_of("data")) == "file"
         if spec.key == "C":
-            try:
-                return str(self._control("t_mode").value) == "scaled"
-            except Exception:
-                return True
+            value = self._value_of("t_mode")
+            return value is None or str(value) == "scaled"
         return True
 
     def _update_visibility(self) -> None:

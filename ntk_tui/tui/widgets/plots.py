@@ -13,7 +13,7 @@ block characters) is the fallback for terminals without braille glyphs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -54,6 +54,7 @@ PATTERNS: dict[str, tuple[float, ...] | None] = {
     "dashed": (1.5, 1.0),
     "dotted": (0.26, 0.9),
     "dashdot": (1.5, 0.6, 0.26, 0.6),
+    "sparse": (0.26, 1.6),
 }
 
 #: Legend glyphs for each pattern (box-drawing characters, no braille needed).
@@ -62,6 +63,7 @@ LEGEND_GLYPHS: dict[str, str] = {
     "dashed": "╌╌╌",
     "dotted": "┈┈┈",
     "dashdot": "─·─",
+    "sparse": "· ·",
     "points": " ● ",
     "marker": " │ ",
 }
@@ -185,8 +187,8 @@ def decade_range(values: Iterable[np.ndarray], *, max_span: float = 14.0,
         lo = min(lo, floor_) if math.isfinite(lo) else floor_
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    top = math.ceil(hi - 1e-9)
-    bottom = math.floor(lo + 1e-9)
+    top = float(math.ceil(hi - 1e-9))
+    bottom = float(math.floor(lo + 1e-9))
     if top - bottom < 1:
         bottom = top - 1
     bottom = max(bottom, top - max_span)
@@ -367,7 +369,7 @@ class LogPlot(PlotWidget, can_focus=False, inherit_bindings=False):
     def _render_line_plot(self, dataset: LinePlot) -> None:
         if not isinstance(dataset, _PatternLine):
             return super()._render_line_plot(dataset)
-        canvas = self.query_one("#plot")
+        canvas = self.query_one("#plot", Canvas)
         xlo, xhi, ylo, yhi = dataset.clip
         segments: list[tuple[float, float, float, float]] = []
         x, y = dataset.x, dataset.y

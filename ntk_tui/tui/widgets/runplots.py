@@ -69,10 +69,10 @@ def _validity_end(name: str, run: Any, times: np.ndarray, valid: np.ndarray) -> 
         rho = float(getattr(run, "rho", math.inf))
         if re.search(r"(theorem|thm)\w*1_?2", key):
             end = float(B.theorem_1_2_valid_until(run.alpha, run.R0, rho))
-            return end if end < times[-1] else None
+            return end if end < times[-1] * (1 - 1e-9) else None
         if re.search(r"prop\w*1_?1", key):
             end = float(B.prop_1_1_valid_until(run.alpha, run.R0, float(getattr(run, "lip_h", math.inf)), rho))
-            return end if end < times[-1] else None
+            return end if end < times[-1] * (1 - 1e-9) else None
     except Exception:
         pass
     if valid.size and not valid.all():

@@ -124,11 +124,18 @@ class SummaryPanel(PackedStatic):
             if b.violated:
                 line2.append(_entry((label, "bold red"), (f" {rel} {fmt(b.value)} VIOLATED", "bold red")))
             elif b.kind == "lower":
-                note = f" ({fmt(1 / b.ratio if b.ratio else math.inf)}x below gap)" if b.checked else " (n/a)"
+                if not b.checked:
+                    note = " (n/a: only for sign +1 at T)"
+                elif b.ratio and math.isfinite(b.ratio):
+                    note = f" ({fmt(1 / b.ratio)}x below gap)"
+                else:
+                    note = ""
                 line2.append(_entry((label, KEY), (f" {rel} {fmt(b.value)}", ""), (note, DIM)))
-            else:
+            elif math.isfinite(b.ratio):
                 line2.append(_entry((label, KEY), (f" {rel} {fmt(b.value)}", ""),
                                     (f" ({fmt(b.ratio)}x loose)", DIM)))
+            else:
+                line2.append(_entry((label, KEY), (f" {rel} {fmt(b.value)}", "")))
         verdict_style = "bold red" if summary.violated else ""
         verdict = Text("verdict: ", style=KEY)
         verdict.append(summary.verdict, style=verdict_style)

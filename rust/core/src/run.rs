@@ -579,6 +579,35 @@ mod tests {
     }
 
     #[test]
+    fn right_hand_side_does_not_allocate() {
+        use crate::ode::tests::alloc_counter;
+        use crate::ode::OdeSystem;
+        fn check<M: Model>(model: M) {
+            let model = Arc::new(model);
+            let spectrum = Arc::new(Spectrum::of(&*model));
+            let mut flow = DeviationFlow::new(model.clone(), spectrum, 3.0);
+            let p = model.p();
+            let s: Vec<f64> = (0..p).map(|k| 1e-3 * (k % 7) as f64).collect();
+            let mut ds = vec![0.0; p];
+            flow.rhs(0.5, &s, &mut ds); // warm-up: lazily initialised caches may allocate once
+            let before = alloc_counter::count();
+            for i in 0..20 {
+                flow.rhs(0.5 + i as f64, &s, &mut ds);
+            }
+            assert_eq!(alloc_counter::count(), before, "{} allocates in its right-hand side", model.family());
+        }
+        let mut rng = Rng::new(1);
+        let (n, d) = (40, 5);
+        let x = rng.normal_vec(n * d, 0.4);
+        let y = rng.normal_vec(n, 1.0);
+        check(TwoLayer::new(x.clone(), n, d, y.clone(), 9000, Activation::Tanh, 0, None, true).unwrap());
+        check(TwoLayer::new(x, n, d, y, 30, Activation::Erf, 0, None, false).unwrap());
+        check(Quadratic::new(12, 4, 1.0, 0).unwrap());
+        check(Linear::new(12, 4, 0).unwrap());
+        check(Converse::new(1.0, 0.5, 1.0, 1).unwrap());
+    }
+
+    #[test]
     fn bad_configs_name_the_parameter() {
         let e = |r: Result<RunConfig>| r.unwrap_err().to_string();
         let mk = |a: f64, t: f64, times: Vec<f64>, rtol: f64, atol: f64| {

@@ -790,4 +790,4 @@ fn next_up(t: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -819,7 +819,7 @@ fn scipy_blow_up_counts() {
 // No allocation in init / step / prepare_dense / interpolate
 // ---------------------------------------------------------------------------
 
-mod alloc_counter {
+pub(crate) mod alloc_counter {
     //! Counts the allocations of the current thread (tests run in parallel).
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
