@@ -138,32 +138,56 @@ impl Activation {
 
 
 /// Initial values of many units, one array per quantity (so loops vectorise).
+/// For tanh, t = σ and sech² = σ', so those arrays are not stored twice (the
+/// hot loops are limited by memory traffic on wide networks).
 #[derive(Clone, Debug, Default)]
 pub struct Bases {
     pub z0: Vec<f64>,
     pub s0: Vec<f64>,
     pub s1: Vec<f64>,
-    pub t: Vec<f64>,
-    pub sech2: Vec<f64>,
+    /// empty when equal to s0 / s1 (tanh)
+    t: Vec<f64>,
+    sech2: Vec<f64>,
 }
 
 impl Bases {
     pub fn new(act: Activation, z0: &[f64]) -> Bases {
         let mut b = Bases::default();
+        let shared = act == Activation::Tanh;
         for &z in z0 {
             let x = act.base(z);
             b.z0.push(x.z0);
             b.s0.push(x.s0);
             b.s1.push(x.s1);
-            b.t.push(x.t);
-            b.sech2.push(x.sech2);
+            if !shared {
+                b.t.push(x.t);
+                b.sech2.push(x.sech2);
+            }
         }
         b
     }
 
+    /// tanh (of z0 or z0/2) at every unit.
+    pub fn t(&self) -> &[f64] {
+        if self.t.is_empty() {
+            &self.s0
+        } else {
+            &self.t
+        }
+    }
+
+    /// sech² (of z0 or z0/2) at every unit.
+    pub fn sech2(&self) -> &[f64] {
+        if self.sech2.is_empty() {
+            &self.s1
+        } else {
+            &self.sech2
+        }
+    }
+
     #[inline]
     pub fn get(&self, k: usize) -> Base {
-        Base { z0: self.z0[k], s0: self.s0[k], s1: self.s1[k], t: self.t[k], sech2: self.sech2[k] }
+        Base { z0: self.z0[k], s0: self.s0[k], s1: self.s1[k], t: self.t()[k], sech2: self.sech2()[k] }
     }
 }
 
@@ -179,7 +203,7 @@ impl Activation {
     /// tanh and sigmoid take a branch-free, vectorised path (same formulas as
     /// `delta`, with a vectorisable exp); erf and softplus go unit by unit.
     pub fn delta_row(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>) {
-        let (z0, t, s) = (&bases.z0[range.clone()], &bases.t[range.clone()], &bases.sech2[range.clone()]);
+        let (z0, t, s) = (&bases.z0[range.clone()], &bases.t()[range.clone()], &bases.sech2()[range.clone()]);
         let (half, scale) = match self {
             Activation::Sigmoid => (0.5, [0.5, 0.5, 0.25]),
             _ => (1.0, [1.0, 1.0, 1.0]),
