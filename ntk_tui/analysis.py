@@ -428,8 +428,8 @@ def summarize(run: Any) -> Summary:
         ok = bool(valid[i]) if i >= 0 and valid.ndim and valid.size > i else bool(valid.all())
         measured = wc if kind == "weight" else gap_t
         ratio = _ratio(v, measured)
-        checked, violated = _check(kind, v, ok, measured, run, params, t)
-        bounds[name] = BoundAtT(name, label, kind, v, measured, ratio, ok, checked, violated)
+        checked, broken = _check(kind, v, ok, measured, run, params, t)
+        bounds[name] = BoundAtT(name, label, kind, v, measured, ratio, ok, checked, broken)
 
     violated = tuple(name for name, b in bounds.items() if b.violated)
     status = str(getattr(run, "status", "ok"))

@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--set", dest="tui_set", action="append", default=[], metavar="KEY=VALUE",
                      help="any other form field, e.g. --set m=512 --set activation=sigmoid")
     tui.add_argument("--db", dest="db_top", metavar="PATH", help="history database")
+    tui.add_argument("--no-braille", action="store_true",
+                     help="draw plots with block characters (for terminals without braille glyphs; "
+                          "same as NTK_TUI_NO_BRAILLE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     # ---- run
@@ -1097,6 +1100,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"{PROG}: cannot start the terminal app: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    if args.no_braille:
+        params["no_braille"] = True
     run_app(preset=args.preset, family=args.tui_family, alpha=args.tui_alpha, T=args.tui_T, **params)
     return EXIT_OK
 

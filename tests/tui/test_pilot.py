@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Input
 
-from tui_helpers import needs_engine, run, set_input, wait_for
+from tui_helpers import run, set_input, wait_for
 
 
 def _summary_text(app) -> str:
@@ -136,7 +136,6 @@ def test_block_character_fallback(make_app, monkeypatch) -> None:
 # --------------------------------------------------------------------------- with the engine
 
 
-@needs_engine
 def test_converse_preset_matches_the_engine(make_app, db_path) -> None:
     import ntk_tui as nt
     from ntk_tui.analysis import format_si
@@ -172,7 +171,6 @@ def test_converse_preset_matches_the_engine(make_app, db_path) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_cancel_stops_a_long_run_quickly(make_app) -> None:
     async def scenario() -> None:
         app = make_app()
@@ -207,7 +205,6 @@ def test_cancel_stops_a_long_run_quickly(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_quitting_during_a_run_stops_it(make_app) -> None:
     async def scenario() -> float:
         app = make_app()
@@ -226,7 +223,6 @@ def test_quitting_during_a_run_stops_it(make_app) -> None:
     assert time.perf_counter() - t0 < 5.0
 
 
-@needs_engine
 def test_integration_error_keeps_the_partial_run(make_app, monkeypatch) -> None:
     import ntk_tui as nt
 
@@ -257,7 +253,6 @@ def test_integration_error_keeps_the_partial_run(make_app, monkeypatch) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_store_failure_does_not_lose_the_run(make_app, tmp_path: Path) -> None:
     bad = tmp_path / "a-directory"
     bad.mkdir()
@@ -279,7 +274,6 @@ def test_store_failure_does_not_lose_the_run(make_app, tmp_path: Path) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_sweep_fills_its_table(make_app) -> None:
     async def scenario() -> None:
         app = make_app()
@@ -306,7 +300,6 @@ def test_sweep_fills_its_table(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_sweep_cancel_keeps_finished_runs(make_app) -> None:
     async def scenario() -> None:
         app = make_app()
@@ -329,7 +322,6 @@ def test_sweep_cancel_keeps_finished_runs(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_history_reopen_compare_delete(make_app) -> None:
     async def scenario() -> None:
         app = make_app()
@@ -371,7 +363,6 @@ def test_history_reopen_compare_delete(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_export_csv_json_svg(make_app, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
@@ -428,7 +419,6 @@ def test_command_palette_runs_app_commands(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_theme_change_keeps_the_plots(make_app) -> None:
     async def scenario() -> None:
         app = make_app()
@@ -446,7 +436,6 @@ def test_theme_change_keeps_the_plots(make_app) -> None:
     run(scenario())
 
 
-@needs_engine
 def test_presets_start_in_one_keystroke(make_app) -> None:
     async def scenario() -> None:
         app = make_app(preset="converse")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_helpers import needs_engine, set_input, wait_for
+from tui_helpers import set_input, wait_for
 
 SIZES = [(80, 24), (120, 40)]
 DB_DIR = Path("/tmp/ntk-tui-snapshot-tests")
@@ -82,7 +82,6 @@ def test_presets_dialog(snap_compare, app_factory) -> None:
     assert snap_compare(app_factory(), terminal_size=(80, 24), run_before=before)
 
 
-@needs_engine
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_run_screen_converse_done(snap_compare, app_factory, size) -> None:
     async def before(pilot) -> None:
@@ -94,7 +93,6 @@ def test_run_screen_converse_done(snap_compare, app_factory, size) -> None:
     assert snap_compare(app_factory(), terminal_size=size, run_before=before)
 
 
-@needs_engine
 def test_run_screen_weights_tab(snap_compare, app_factory) -> None:
     async def before(pilot) -> None:
         await pilot.press("1")
@@ -106,7 +104,6 @@ def test_run_screen_weights_tab(snap_compare, app_factory) -> None:
     assert snap_compare(app_factory(), terminal_size=(80, 24), run_before=before)
 
 
-@needs_engine
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sweep_screen_done(snap_compare, app_factory, size) -> None:
     async def before(pilot) -> None:
@@ -123,7 +120,6 @@ def test_sweep_screen_done(snap_compare, app_factory, size) -> None:
     assert snap_compare(app_factory(), terminal_size=size, run_before=before)
 
 
-@needs_engine
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_history_screen_compare(snap_compare, app_factory, size) -> None:
     async def before(pilot) -> None:

@@ -6,20 +6,6 @@ import asyncio
 import time
 from typing import Any, Callable, Coroutine
 
-import pytest
-
-
-def engine_available() -> bool:
-    try:
-        import ntk_tui as nt
-
-        return hasattr(nt, "Simulation")
-    except Exception:
-        return False
-
-
-needs_engine = pytest.mark.skipif(not engine_available(), reason="the compiled engine ntk_tui._core is not built")
-
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> float:
     """Pause the pilot until ``condition()`` holds; returns the seconds waited (fails on timeout)."""
