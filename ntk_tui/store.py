@@ -31,6 +31,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -75,6 +76,18 @@ CREATE TABLE IF NOT EXISTS arrays (
 # Migrations: MIGRATIONS[v] upgrades a database from schema v to v + 1 (SQL
 # script or a callable taking the connection). Run inside one transaction.
 MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {}
+
+
+def _retry_while_locked(op: Any, timeout: float) -> Any:
+    """Runs ``op`` until it does not fail with "database is locked" (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return op()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class StoreError(RuntimeError):
@@ -283,8 +296,10 @@ class Store:
                 f"{self.path} is an SQLite database that does not belong to ntk-tui; "
                 f"choose another file with --db / ${ENV_VAR}."
             )
-        if str(self.path) != ":memory:":
-            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(self.path) != ":memory:" and str(c.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            # Switching to WAL needs an exclusive lock and SQLite does not wait for it
+            # (no busy handler): when another process is creating the same file, retry.
+            mode = _retry_while_locked(lambda: c.execute("PRAGMA journal_mode = WAL").fetchone()[0], timeout)
             if str(mode).lower() != "wal":  # pragma: no cover - e.g. network file systems
                 c.execute("PRAGMA journal_mode = DELETE")
         c.execute("PRAGMA synchronous = FULL")

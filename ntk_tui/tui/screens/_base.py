@@ -1,15 +1,19 @@
-"""Typed access to the app from the screens."""
+"""Typed access to the app from the screens, and the narrow-terminal tab layout."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.screen import Screen
 
 if TYPE_CHECKING:
     from ..app import NtkApp
 
-__all__ = ["LabScreen"]
+__all__ = ["LabScreen", "TabbedScreen", "NARROW_WIDTH", "NARROW_HEIGHT"]
+
+#: Below this size the form and the plots become tabs of one area.
+NARROW_WIDTH = 100
+NARROW_HEIGHT = 30
 
 
 class LabScreen(Screen):
@@ -19,3 +23,54 @@ class LabScreen(Screen):
     def lab(self) -> "NtkApp":
         """The app, typed (its session, history store, settings)."""
         return cast("NtkApp", self.app)
+
+
+class TabbedScreen(LabScreen):
+    """A screen whose areas become tabs in a narrow terminal.
+
+    Subclasses set ``TABS`` ((key, title) pairs), ``TAB_STRIP`` (the id of their
+    :class:`TabStrip`) and, when one tab (the setup form) is a tab only in a
+    narrow terminal, ``NARROW_ONLY_TAB`` and ``WIDE_TAB`` (shown instead when the
+    terminal grows wide). The CSS classes ``-narrow``/``-wide`` and ``-tab-KEY``
+    drive the layout.
+    """
+
+    TABS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    TAB_STRIP: ClassVar[str] = ""
+    NARROW_ONLY_TAB: ClassVar[str | None] = None
+    WIDE_TAB: ClassVar[str] = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tab = self.TABS[0][0]
+        self._narrow: bool | None = None
+
+    def on_resize(self, event: Any) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self.set_class(narrow, "-narrow")
+            self.set_class(not narrow, "-wide")
+            if not narrow and self._tab == self.NARROW_ONLY_TAB:
+                self._tab = self.WIDE_TAB
+            self._apply_tab()
+
+    def _apply_tab(self) -> None:
+        from ..widgets.nav import TabStrip
+
+        for key, _ in self.TABS:
+            self.set_class(key == self._tab, f"-tab-{key}")
+        self.query_one(f"#{self.TAB_STRIP}", TabStrip).set_active(self._tab)
+
+    def action_show_tab(self, key: str) -> None:
+        self._tab = key
+        self._apply_tab()
+
+    def action_tab(self, step: int) -> None:
+        """Next/previous tab (the narrow-only tab is skipped in a wide terminal)."""
+        keys = [k for k, _ in self.TABS if self._narrow or k != self.NARROW_ONLY_TAB]
+        i = keys.index(self._tab) if self._tab in keys else 0
+        self.action_show_tab(keys[(i + int(step)) % len(keys)])

@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
-from ._base import LabScreen
+from ._base import NARROW_HEIGHT, NARROW_WIDTH, TabbedScreen
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Static
 
@@ -31,8 +31,6 @@ from ..widgets.summary import RunStatus, fmt, short_label
 __all__ = ["HistoryScreen", "form_values_from_config"]
 
 TABS = (("list", "List"), ("compare", "Compare"))
-NARROW_WIDTH = 100
-NARROW_HEIGHT = 30
 SIDE_BY_SIDE_WIDTH = 150
 
 
@@ -88,8 +86,11 @@ def form_values_from_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-class HistoryScreen(LabScreen):
+class HistoryScreen(TabbedScreen):
     """Saved runs and sweeps."""
+
+    TABS = TABS
+    TAB_STRIP = "history-tabs"
 
     AUTO_FOCUS = "#history-table"
 
@@ -111,8 +112,6 @@ class HistoryScreen(LabScreen):
         super().__init__(id="history-screen")
         self.entries: dict[str, Entry] = {}
         self.marked: list[str] = []
-        self._narrow: bool | None = None
-        self._tab = "list"
         self._error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -150,32 +149,11 @@ class HistoryScreen(LabScreen):
 
     # ---- layout -----------------------------------------------------------------
 
-    def on_resize(self, event: Any) -> None:
-        self._layout(event.size.width, event.size.height)
-
     def _layout(self, width: int, height: int) -> None:
-        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
         # list and plot side by side only when the table fits next to a plot
+        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
         self.set_class(not narrow and width >= SIDE_BY_SIDE_WIDTH, "-side")
-        if narrow != self._narrow:
-            self._narrow = narrow
-            self.set_class(narrow, "-narrow")
-            self.set_class(not narrow, "-wide")
-            self._apply_tab()
-
-    def _apply_tab(self) -> None:
-        for key, _ in TABS:
-            self.set_class(key == self._tab, f"-tab-{key}")
-        self.query_one("#history-tabs", TabStrip).set_active(self._tab)
-
-    def action_show_tab(self, key: str) -> None:
-        self._tab = key
-        self._apply_tab()
-
-    def action_tab(self, step: int) -> None:
-        keys = [k for k, _ in TABS]
-        i = keys.index(self._tab) if self._tab in keys else 0
-        self.action_show_tab(keys[(i + int(step)) % len(keys)])
+        super()._layout(width, height)
 
     def set_hires(self, hires: Any) -> None:
         self.query_one("#history-plot", PlotPanel).set_hires(hires)

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from ._base import LabScreen
+from ._base import TabbedScreen
 from textual.widgets import Button, Footer, Input
 
 from ..config import FIELDS, FormError, RunConfig, validate_form
@@ -29,14 +29,17 @@ from ..widgets.summary import RunStatus, SummaryPanel, fmt
 __all__ = ["RunScreen"]
 
 TABS = (("setup", "Setup"), ("gap", "Gap"), ("weights", "Weights"), ("kernel", "Kernel"))
-NARROW_WIDTH = 100
-NARROW_HEIGHT = 30
 ADVANCE_SECONDS = 0.05  # engine slice between cancel checks
 REDRAW_SECONDS = 0.1  # at most ~10 plot updates per second
 
 
-class RunScreen(LabScreen):
+class RunScreen(TabbedScreen):
     """Configure one run, watch it, read the verdict."""
+
+    TABS = TABS
+    TAB_STRIP = "run-tabs"
+    NARROW_ONLY_TAB = "setup"
+    WIDE_TAB = "gap"
 
     AUTO_FOCUS = "#run-button"
 
@@ -60,8 +63,6 @@ class RunScreen(LabScreen):
         self.running = False
         self._token = 0
         self._cancel: threading.Event | None = None
-        self._tab = "setup"
-        self._narrow: bool | None = None
         self.preset_title: str | None = None
 
     # ---- layout ---------------------------------------------------------------
@@ -90,35 +91,6 @@ class RunScreen(LabScreen):
             " 3 NTK width sweep · 4 edge of the lazy regime.",
         )
         self.query_one(RunStatus).message("ready")
-
-    def on_resize(self, event: Any) -> None:
-        self._layout(event.size.width, event.size.height)
-
-    def _layout(self, width: int, height: int) -> None:
-        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
-        if narrow != self._narrow:
-            self._narrow = narrow
-            self.set_class(narrow, "-narrow")
-            self.set_class(not narrow, "-wide")
-            if not narrow and self._tab == "setup":
-                self._tab = "gap"
-            self._apply_tab()
-
-    def _apply_tab(self) -> None:
-        for key, _ in TABS:
-            self.set_class(key == self._tab, f"-tab-{key}")
-        self.query_one("#run-tabs", TabStrip).set_active(self._tab)
-
-    def action_show_tab(self, key: str) -> None:
-        self._tab = key
-        self._apply_tab()
-
-    def action_tab(self, step: int) -> None:
-        strip = self.query_one("#run-tabs", TabStrip)
-        keys = [k for k, _ in TABS] if self._narrow else [k for k, _ in TABS if k != "setup"]
-        i = keys.index(self._tab) if self._tab in keys else 0
-        self.action_show_tab(keys[(i + int(step)) % len(keys)])
-        del strip
 
     def action_leave_field(self) -> None:
         if isinstance(self.focused, Input):

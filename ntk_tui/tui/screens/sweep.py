@@ -19,7 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from ._base import LabScreen
+from ._base import TabbedScreen
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
 from ..config import FIELDS, SWEEP_FIELDS, FormError, SweepConfig, validate_form, validate_sweep
@@ -34,8 +34,6 @@ from ..widgets.summary import RunStatus, fmt
 __all__ = ["SweepScreen", "sweep_curves", "theory_slope"]
 
 TABS = (("setup", "Setup"), ("plot", "Plot"), ("table", "Table"))
-NARROW_WIDTH = 100
-NARROW_HEIGHT = 30
 
 
 def theory_slope(variable: str, t_scaled: bool) -> tuple[float, str]:
@@ -123,8 +121,13 @@ def sweep_curves(rows: list[dict[str, Any]], variable: str, t_scaled: bool) -> t
     return curves, fit
 
 
-class SweepScreen(LabScreen):
+class SweepScreen(TabbedScreen):
     """Sweep alpha or the width; fit the slope of gap(T)."""
+
+    TABS = TABS
+    TAB_STRIP = "sweep-tabs"
+    NARROW_ONLY_TAB = "setup"
+    WIDE_TAB = "plot"
 
     AUTO_FOCUS = "#sweep-run"
 
@@ -147,8 +150,6 @@ class SweepScreen(LabScreen):
         self.running = False
         self._token = 0
         self._cancel: threading.Event | None = None
-        self._tab = "setup"
-        self._narrow: bool | None = None
         self._config: SweepConfig | None = None
         self._yframe: list[float] | None = None
         self._variable = "alpha"
@@ -190,32 +191,6 @@ class SweepScreen(LabScreen):
 
     # ---- layout --------------------------------------------------------------------
 
-    def on_resize(self, event: Any) -> None:
-        self._layout(event.size.width, event.size.height)
-
-    def _layout(self, width: int, height: int) -> None:
-        narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
-        if narrow != self._narrow:
-            self._narrow = narrow
-            self.set_class(narrow, "-narrow")
-            self.set_class(not narrow, "-wide")
-            if not narrow and self._tab == "setup":
-                self._tab = "plot"
-            self._apply_tab()
-
-    def _apply_tab(self) -> None:
-        for key, _ in TABS:
-            self.set_class(key == self._tab, f"-tab-{key}")
-        self.query_one("#sweep-tabs", TabStrip).set_active(self._tab)
-
-    def action_show_tab(self, key: str) -> None:
-        self._tab = key
-        self._apply_tab()
-
-    def action_tab(self, step: int) -> None:
-        keys = [k for k, _ in TABS] if self._narrow else ["plot", "table"]
-        i = keys.index(self._tab) if self._tab in keys else 0
-        self.action_show_tab(keys[(i + int(step)) % len(keys)])
 
     def action_leave_field(self) -> None:
         if isinstance(self.focused, Input):
