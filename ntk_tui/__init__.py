@@ -11,6 +11,7 @@ extension ``ntk_tui._core``; this package re-exports its public API::
 """
 
 from . import bounds, datasets
+from ._core import ACTIVATIONS as _ACTIVATIONS
 from ._core import Converse, Linear, Model, Quadratic, TwoLayer, __version__
 from .run import (
     DEFAULT_ATOL,
@@ -30,7 +31,8 @@ from .run import (
     start_batch,
 )
 
-ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "erf", "softplus")
+#: Activations accepted by ``TwoLayer``.
+ACTIVATIONS: tuple[str, ...] = tuple(_ACTIVATIONS)
 
 __all__ = [
     "ACTIVATIONS",
