@@ -22,15 +22,6 @@ pub fn dot3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
     dot3_simd(a, b, c)
 }
 
-/// out = k a b
-pub fn mul_into(out: &mut [f64], k: f64, a: &[f64], b: &[f64]) {
-    if out.len() < SHORT {
-        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = k * x * y);
-        return;
-    }
-    mul_into_simd(out, k, a, b)
-}
-
 /// max |x| (0 for an empty slice).
 pub fn max_abs(x: &[f64]) -> f64 {
     if x.len() < SHORT {
@@ -118,16 +109,6 @@ fn dot3_simd(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
         s += a[i] * b[i] * c[i];
     }
     s
-}
-
-/// out = k a b
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn mul_into_simd(out: &mut [f64], k: f64, a: &[f64], b: &[f64]) {
-    let n = out.len();
-    let (a, b) = (&a[..n], &b[..n]);
-    for i in 0..n {
-        out[i] = k * a[i] * b[i];
-    }
 }
 
 /// max |x| (0 for an empty slice; NaN entries are skipped).
@@ -255,6 +236,23 @@ fn row_update_simd(ga: &mut [f64], s0: &[f64], d1: &[f64], ea: f64, ra: f64, c: 
     for i in 0..n {
         ga[i] += s0[i] * ea + d1[i] * ra;
         c[i] = a0[i] * s1[i] * e + (a0[i] * e1[i] + da[i] * (s1[i] + e1[i])) * r;
+    }
+}
+
+/// The two-layer net's row of J0^T q: the a-part oa += s0 qa and the
+/// coefficients c = a0 s1 qs of the U-part, in one pass over the row.
+#[allow(clippy::too_many_arguments)]
+pub fn j0t_row(oa: &mut [f64], s0: &[f64], qa: f64, c: &mut [f64], a0: &[f64], s1: &[f64], qs: f64) {
+    j0t_row_simd(oa, s0, qa, c, a0, s1, qs)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn j0t_row_simd(oa: &mut [f64], s0: &[f64], qa: f64, c: &mut [f64], a0: &[f64], s1: &[f64], qs: f64) {
+    let n = oa.len();
+    let (s0, c, a0, s1) = (&s0[..n], &mut c[..n], &a0[..n], &s1[..n]);
+    for i in 0..n {
+        oa[i] += s0[i] * qa;
+        c[i] = a0[i] * s1[i] * qs;
     }
 }
 

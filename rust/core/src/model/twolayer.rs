@@ -342,12 +342,15 @@ impl Model for TwoLayer {
     fn j0t_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
         let m = self.m;
         let (oa, ou) = out.split_at_mut(m);
-        self.a_part_t(&self.base.s0, q, oa);
-        // (B0 ∘ q)^T X by blocks of rows, so the coefficients stay in cache.
+        oa.fill(0.0);
+        // A0^T q and (B0 ∘ q)^T X in one pass over the rows, by blocks so that the
+        // coefficients stay in cache for the product.
         for (bi, rows) in self.blocks().enumerate() {
             for j in rows.clone() {
                 let c = &mut ws.cb[(j - rows.start) * m..(j - rows.start + 1) * m];
-                kernels::mul_into(c, q[j] * self.inv_sqrt_n, &self.w0[..m], &self.base.s1[j * m..(j + 1) * m]);
+                let rg = j * m..(j + 1) * m;
+                let (qa, qs) = (q[j] * self.inv_sqrt_mn, q[j] * self.inv_sqrt_n);
+                kernels::j0t_row(oa, &self.base.s0[rg.clone()], qa, c, &self.w0[..m], &self.base.s1[rg], qs);
             }
             self.ct_times_x_rows(&ws.cb, rows, ou, bi > 0);
         }
