@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.screen import Screen
@@ -9,7 +10,7 @@ from textual.screen import Screen
 if TYPE_CHECKING:
     from ..app import NtkApp
 
-__all__ = ["LabScreen", "TabbedScreen", "NARROW_WIDTH", "NARROW_HEIGHT"]
+__all__ = ["LabScreen", "TabbedScreen", "WorkerScreen", "NARROW_WIDTH", "NARROW_HEIGHT"]
 
 #: Below this size the form and the plots become tabs of one area.
 NARROW_WIDTH = 100
@@ -74,3 +75,43 @@ class TabbedScreen(LabScreen):
         keys = [k for k, _ in self.TABS if self._narrow or k != self.NARROW_ONLY_TAB]
         i = keys.index(self._tab) if self._tab in keys else 0
         self.action_show_tab(keys[(i + int(step)) % len(keys)])
+
+
+class WorkerScreen(TabbedScreen):
+    """A tabbed screen that runs the engine in a thread worker.
+
+    Subclasses set ``RUN_BUTTON`` and ``CANCEL_BUTTON`` (widget ids); the
+    worker checks ``_cancel`` and posts results back with ``_post``.
+    """
+
+    RUN_BUTTON: ClassVar[str] = ""
+    CANCEL_BUTTON: ClassVar[str] = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = False
+        self._token = 0
+        self._cancel: threading.Event | None = None
+
+    def _set_running(self, running: bool) -> None:
+        from textual.widgets import Button
+
+        self.running = running
+        self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
+        self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
+        self.refresh_bindings()
+
+    def stop_all(self) -> None:
+        """Ask the worker to stop (quitting must not wait for a long run to finish)."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def on_unmount(self) -> None:
+        self.stop_all()
+
+    def _post(self, fn: Any, *args: Any) -> None:
+        """Calls ``fn`` on the UI thread from the worker (ignored while the app closes)."""
+        try:
+            self.app.call_from_thread(fn, *args)
+        except Exception:
+            pass

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from ._base import TabbedScreen
+from ._base import WorkerScreen
 from textual.widgets import Button, Footer, Input
 
 from ..config import FIELDS, FormError, RunConfig, validate_form
@@ -33,11 +33,13 @@ ADVANCE_SECONDS = 0.05  # engine slice between cancel checks
 REDRAW_SECONDS = 0.1  # at most ~10 plot updates per second
 
 
-class RunScreen(TabbedScreen):
+class RunScreen(WorkerScreen):
     """Configure one run, watch it, read the verdict."""
 
     TABS = TABS
     TAB_STRIP = "run-tabs"
+    RUN_BUTTON = "run-button"
+    CANCEL_BUTTON = "cancel-button"
     NARROW_ONLY_TAB = "setup"
     WIDE_TAB = "gap"
 
@@ -60,9 +62,6 @@ class RunScreen(TabbedScreen):
         self.current_run: Any = None
         self.current_summary: Any = None
         self.current_config: RunConfig | None = None
-        self.running = False
-        self._token = 0
-        self._cancel: threading.Event | None = None
         self.preset_title: str | None = None
 
     # ---- layout ---------------------------------------------------------------
@@ -218,27 +217,7 @@ class RunScreen(TabbedScreen):
         except Exception:
             return "ntk-run"
 
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.query_one("#run-button", Button).disabled = running
-        self.query_one("#cancel-button", Button).disabled = not running
-        self.refresh_bindings()
-
-    def stop_all(self) -> None:
-        """Ask the worker to stop (quitting must not wait for a long run to finish)."""
-        if self._cancel is not None:
-            self._cancel.set()
-
-    def on_unmount(self) -> None:
-        self.stop_all()
-
     # ---- the worker ----------------------------------------------------------------
-
-    def _post(self, fn: Any, *args: Any) -> None:
-        try:
-            self.app.call_from_thread(fn, *args)
-        except Exception:
-            pass  # the app is closing
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _simulate(self, cfg: RunConfig, core: Any, token: int, cancel: threading.Event) -> None:

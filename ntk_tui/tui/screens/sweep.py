@@ -19,7 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from ._base import TabbedScreen
+from ._base import WorkerScreen
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
 from ..config import FIELDS, SWEEP_FIELDS, FormError, SweepConfig, validate_form, validate_sweep
@@ -121,11 +121,13 @@ def sweep_curves(rows: list[dict[str, Any]], variable: str, t_scaled: bool) -> t
     return curves, fit
 
 
-class SweepScreen(TabbedScreen):
+class SweepScreen(WorkerScreen):
     """Sweep alpha or the width; fit the slope of gap(T)."""
 
     TABS = TABS
     TAB_STRIP = "sweep-tabs"
+    RUN_BUTTON = "sweep-run"
+    CANCEL_BUTTON = "sweep-cancel"
     NARROW_ONLY_TAB = "setup"
     WIDE_TAB = "plot"
 
@@ -147,9 +149,6 @@ class SweepScreen(TabbedScreen):
         super().__init__(id="sweep-screen")
         self.result: Any = None
         self.rows: list[dict[str, Any]] = []
-        self.running = False
-        self._token = 0
-        self._cancel: threading.Event | None = None
         self._config: SweepConfig | None = None
         self._yframe: list[float] | None = None
         self._variable = "alpha"
@@ -359,27 +358,7 @@ class SweepScreen(TabbedScreen):
         name = f"ntk-sweep-{self.result.spec.family}-{self.result.variable}"
         self.app.push_screen(ExportScreen("sweep", self.result, name=name))
 
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.query_one("#sweep-run", Button).disabled = running
-        self.query_one("#sweep-cancel", Button).disabled = not running
-        self.refresh_bindings()
-
-    def stop_all(self) -> None:
-        """Ask the worker to stop (quitting must not wait for a long run to finish)."""
-        if self._cancel is not None:
-            self._cancel.set()
-
-    def on_unmount(self) -> None:
-        self.stop_all()
-
     # ---- the worker ----------------------------------------------------------------------
-
-    def _post(self, fn: Any, *args: Any) -> None:
-        try:
-            self.app.call_from_thread(fn, *args)
-        except Exception:
-            pass
 
     @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
     def _sweep(self, scfg: SweepConfig, spec: Any, token: int, cancel: threading.Event) -> None:
