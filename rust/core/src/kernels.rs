@@ -11,7 +11,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     if a.len() < SHORT {
         return a.iter().zip(b).map(|(x, y)| x * y).sum();
     }
-    dot_simd(a, b)
+    Arch::new().dispatch(Dot(a, b))
 }
 
 /// Σ a b c.
@@ -19,7 +19,7 @@ pub fn dot3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
     if a.len() < SHORT {
         return a.iter().zip(b).zip(c).map(|((x, y), z)| x * y * z).sum();
     }
-    dot3_simd(a, b, c)
+    Arch::new().dispatch(Dot3(a, b, c))
 }
 
 /// max |x| (0 for an empty slice).
@@ -27,7 +27,7 @@ pub fn max_abs(x: &[f64]) -> f64 {
     if x.len() < SHORT {
         return x.iter().fold(0.0f64, |m, v| if v.abs() > m { v.abs() } else { m });
     }
-    max_abs_simd(x)
+    Arch::new().dispatch(MaxAbs(x))
 }
 
 /// out += a x + b y
@@ -69,67 +69,109 @@ pub fn pullback_row(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], e
 }
 
 use multiversion::multiversion;
+use pulp::{Arch, Simd, WithSimd};
 
-/// Dot product with 8 independent accumulators (fixed summation order, so the
-/// result does not depend on the machine's thread count).
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn dot_simd(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+// Reductions are vectorised by hand with pulp (faer's SIMD layer): the compiler
+// does not vectorise sums kept in several accumulators. Each sum runs in a fixed
+// order for a given length and machine, so results never depend on the thread count.
+
+/// Lane-wise sums of `K` terms over vectors 0..nv, in two interleaved sets of
+/// accumulators (hiding the add latency), then reduced across lanes. A macro,
+/// not a function taking a closure: the body must be inlined where the target
+/// features are enabled.
+macro_rules! lane_sums {
+    ($simd:expr, $nv:expr, $k:literal, |$i:ident, $acc:ident| $body:block) => {{
+        let simd = $simd;
+        let mut acc0 = [simd.splat_f64s(0.0); $k];
+        let mut acc1 = acc0;
+        let mut i = 0;
+        while i + 1 < $nv {
+            {
+                let ($i, $acc) = (i, &mut acc0);
+                $body
+            }
+            {
+                let ($i, $acc) = (i + 1, &mut acc1);
+                $body
+            }
+            i += 2;
         }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
+        if i < $nv {
+            let ($i, $acc) = (i, &mut acc0);
+            $body
+        }
+        let out: [f64; $k] = std::array::from_fn(|k| simd.reduce_sum_f64s(simd.add_f64s(acc0[k], acc1[k])));
+        out
+    }};
 }
 
-/// Σ a b c with 8 independent accumulators (fixed order).
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn dot3_simd(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    let n = a.len().min(b.len()).min(c.len());
-    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
-    let mut acc = [0.0f64; 8];
-    let chunks = n / 8;
-    for ch in 0..chunks {
-        for l in 0..8 {
-            let i = ch * 8 + l;
-            acc[l] += a[i] * b[i] * c[i];
-        }
+struct Dot<'a>(&'a [f64], &'a [f64]);
+
+impl WithSimd for Dot<'_> {
+    type Output = f64;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        let n = self.0.len().min(self.1.len());
+        let (ah, at) = S::as_simd_f64s(&self.0[..n]);
+        let (bh, bt) = S::as_simd_f64s(&self.1[..n]);
+        let [s] = lane_sums!(simd, ah.len(), 1, |i, acc| { acc[0] = simd.mul_add_f64s(ah[i], bh[i], acc[0]) });
+        s + at.iter().zip(bt).map(|(x, y)| x * y).sum::<f64>()
     }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..n {
-        s += a[i] * b[i] * c[i];
-    }
-    s
 }
 
-/// max |x| (0 for an empty slice; NaN entries are skipped).
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn max_abs_simd(x: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = x.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..8 {
-            let a = c[l].abs();
-            acc[l] = if a > acc[l] { a } else { acc[l] };
-        }
+struct Dot3<'a>(&'a [f64], &'a [f64], &'a [f64]);
+
+impl WithSimd for Dot3<'_> {
+    type Output = f64;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        let n = self.0.len().min(self.1.len()).min(self.2.len());
+        let (ah, at) = S::as_simd_f64s(&self.0[..n]);
+        let (bh, bt) = S::as_simd_f64s(&self.1[..n]);
+        let (ch, ct) = S::as_simd_f64s(&self.2[..n]);
+        let [s] = lane_sums!(simd, ah.len(), 1, |i, acc| { acc[0] = simd.mul_add_f64s(simd.mul_f64s(ah[i], bh[i]), ch[i], acc[0]) });
+        s + at.iter().zip(bt).zip(ct).map(|((x, y), z)| x * y * z).sum::<f64>()
     }
-    let mut m = acc.iter().fold(0.0f64, |m, &a| if a > m { a } else { m });
-    for &v in rest {
-        if v.abs() > m {
-            m = v.abs();
+}
+
+struct MaxAbs<'a>(&'a [f64]);
+
+impl WithSimd for MaxAbs<'_> {
+    type Output = f64;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        let (h, t) = S::as_simd_f64s(self.0);
+        let mut acc = simd.splat_f64s(0.0);
+        for &v in h {
+            acc = simd.max_f64s(acc, simd.abs_f64s(v));
         }
+        t.iter().fold(simd.reduce_max_f64s(acc), |m, v| if v.abs() > m { v.abs() } else { m })
     }
-    m
+}
+
+/// The arguments of `row_sums`: a0, d2, da, d1, s0, sa, s1, y2.
+struct RowSums<'a>([&'a [f64]; 8]);
+
+impl WithSimd for RowSums<'_> {
+    type Output = [f64; 3];
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> [f64; 3] {
+        let n = self.0.iter().map(|x| x.len()).min().unwrap_or(0);
+        let v: [(&[S::f64s], &[f64]); 8] = std::array::from_fn(|k| S::as_simd_f64s(&self.0[k][..n]));
+        let [a0, d2, da, d1, s0, sa, s1, y2] = v.map(|x| x.0);
+        let mut out = lane_sums!(simd, a0.len(), 3, |i, acc| {
+            acc[0] = simd.mul_add_f64s(a0[i], d2[i], simd.mul_add_f64s(da[i], d1[i], acc[0]));
+            acc[1] = simd.mul_add_f64s(s0[i], sa[i], acc[1]);
+            acc[2] = simd.mul_add_f64s(simd.mul_f64s(a0[i], s1[i]), y2[i], acc[2]);
+        });
+        let [a0, d2, da, d1, s0, sa, s1, y2] = v.map(|x| x.1);
+        for i in 0..a0.len() {
+            out[0] += a0[i] * d2[i] + da[i] * d1[i];
+            out[1] += s0[i] * sa[i];
+            out[2] += a0[i] * s1[i] * y2[i];
+        }
+        out
+    }
 }
 
 /// out += a x + b y
@@ -187,38 +229,7 @@ fn pullback_row_simd(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], 
 /// (Σ a0 d2 + δa d1, Σ s0 s_a, Σ a0 s1 y2) — Rem, and the two parts of J0 s.
 #[allow(clippy::too_many_arguments)]
 pub fn row_sums(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64], s1: &[f64], y2: &[f64]) -> [f64; 3] {
-    row_sums_simd(a0, d2, da, d1, s0, sa, s1, y2)
-}
-
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-#[allow(clippy::too_many_arguments)]
-fn row_sums_simd(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64], s1: &[f64], y2: &[f64]) -> [f64; 3] {
-    let n = a0.len();
-    let (d2, da, d1, s0, sa, s1, y2) = (&d2[..n], &da[..n], &d1[..n], &s0[..n], &sa[..n], &s1[..n], &y2[..n]);
-    let (mut r, mut ja, mut ju) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
-    let chunks = n / 8;
-    for ch in 0..chunks {
-        let o = ch * 8;
-        let (a, b, c, d) = (&a0[o..o + 8], &d2[o..o + 8], &da[o..o + 8], &d1[o..o + 8]);
-        let (e, f, g, h) = (&s0[o..o + 8], &sa[o..o + 8], &s1[o..o + 8], &y2[o..o + 8]);
-        for l in 0..8 {
-            r[l] += a[l] * b[l] + c[l] * d[l];
-        }
-        for l in 0..8 {
-            ja[l] += e[l] * f[l];
-        }
-        for l in 0..8 {
-            ju[l] += a[l] * g[l] * h[l];
-        }
-    }
-    let fold = |a: [f64; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    let mut out = [fold(r), fold(ja), fold(ju)];
-    for i in chunks * 8..n {
-        out[0] += a0[i] * d2[i] + da[i] * d1[i];
-        out[1] += s0[i] * sa[i];
-        out[2] += a0[i] * s1[i] * y2[i];
-    }
-    out
+    Arch::new().dispatch(RowSums([a0, d2, da, d1, s0, sa, s1, y2]))
 }
 
 /// The two-layer net's per-row update of the fused right-hand side: the a-part
@@ -271,6 +282,13 @@ mod tests {
         let mut out = y.clone();
         axpby_add(&mut out, 2.0, &x, -1.0, &y);
         assert!(out.iter().zip(&x).all(|(o, a)| (o - 2.0 * a).abs() < 1e-15));
+        let neg: Vec<f64> = x.iter().map(|v| -v).collect();
+        assert_eq!(max_abs(&neg), x.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+        let sums = row_sums(&x, &y, &y, &x, &x, &x, &y, &y);
+        let want = (0..37).fold([0.0; 3], |s, i| {
+            [s[0] + x[i] * y[i] + y[i] * x[i], s[1] + x[i] * x[i], s[2] + x[i] * y[i] * y[i]]
+        });
+        assert!(sums.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-13), "{sums:?} {want:?}");
         let mut c = vec![0.0; 37];
         pullback_row(&mut c, &x, &y, 2.0, &x, &y, 3.0);
         for i in 0..37 {
