@@ -8,7 +8,7 @@ use crate::run::{RunConfig, RunResult, Simulation, Status};
 use rayon::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Progress and cancellation shared between a running batch and its observers.
@@ -48,10 +48,10 @@ macro_rules! sim_dispatch {
 impl AnySimulation {
     pub fn new(model: &AnyModel, spectrum: Arc<Spectrum>, cfg: RunConfig) -> AnySimulation {
         match model {
-            AnyModel::Converse(m) => AnySimulation::Converse(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
-            AnyModel::TwoLayer(m) => AnySimulation::TwoLayer(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
-            AnyModel::Quadratic(m) => AnySimulation::Quadratic(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
-            AnyModel::Linear(m) => AnySimulation::Linear(Simulation::new(Arc::new(m.clone()), spectrum, cfg)),
+            AnyModel::Converse(m) => AnySimulation::Converse(Simulation::new(m.clone(), spectrum, cfg)),
+            AnyModel::TwoLayer(m) => AnySimulation::TwoLayer(Simulation::new(m.clone(), spectrum, cfg)),
+            AnyModel::Quadratic(m) => AnySimulation::Quadratic(Simulation::new(m.clone(), spectrum, cfg)),
+            AnyModel::Linear(m) => AnySimulation::Linear(Simulation::new(m.clone(), spectrum, cfg)),
         }
     }
     pub fn advance(&mut self, max_points: usize, deadline: Option<Instant>, cancel: Option<&AtomicBool>) -> usize {
@@ -84,21 +84,30 @@ pub fn spectrum_of(model: &AnyModel) -> Spectrum {
 /// Runs every job; results come back in job order, independent of the thread
 /// count (each run is serial and deterministic). A panicking or failing run is
 /// reported in its slot; cancelled or never-started runs have status Cancelled.
+///
+/// Workers take jobs in their order from a shared counter, so the runs in flight
+/// at any moment are neighbours: the α values of one model, which then share
+/// that model's arrays in the caches.
 pub fn run_batch(models: &[Arc<AnyModel>], jobs: &[Job], threads: Option<usize>, control: &Control) -> Vec<RunResult> {
     control.total.store(jobs.len(), Ordering::Relaxed);
     let work = || {
         let spectra: Vec<Arc<Spectrum>> = models.par_iter().map(|m| Arc::new(spectrum_of(m))).collect();
-        jobs.par_iter()
-            .map(|job| {
-                let res = catch_unwind(AssertUnwindSafe(|| {
-                    let mut sim = AnySimulation::new(&models[job.model], spectra[job.model].clone(), job.cfg.clone());
-                    sim.advance(usize::MAX, None, Some(&control.cancel));
-                    sim.result()
-                }));
-                control.done.fetch_add(1, Ordering::Relaxed);
-                res.unwrap_or_else(|panic| failed_result(job, &models[job.model], panic_message(&panic)))
-            })
-            .collect()
+        let slots: Vec<Mutex<Option<RunResult>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let workers = rayon::current_num_threads().min(jobs.len());
+        (0..workers).into_par_iter().for_each(|_| loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(k) else { break };
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                let mut sim = AnySimulation::new(&models[job.model], spectra[job.model].clone(), job.cfg.clone());
+                sim.advance(usize::MAX, None, Some(&control.cancel));
+                sim.result()
+            }));
+            control.done.fetch_add(1, Ordering::Relaxed);
+            let res = res.unwrap_or_else(|panic| failed_result(job, &models[job.model], panic_message(&panic)));
+            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
+        });
+        slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every job ran")).collect()
     };
     match threads {
         Some(t) => match rayon::ThreadPoolBuilder::new().num_threads(t).build() {

@@ -6,7 +6,7 @@ use crate::error::{check, Error, Result};
 use crate::flow::{DeviationFlow, Spectrum};
 use crate::linalg::{self, Lanczos};
 use crate::model::Model;
-use crate::ode::{Method, Options, Solver, Stats};
+use crate::ode::{Method, Options, Solver, Stats, ROSENBROCK_MAX_DIM};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ impl RunConfig {
         check::positive("alpha", alpha)?;
         check::positive("T", t_end)?;
         let method = Method::parse(method).ok_or_else(|| {
-            Error::invalid("method", format!("unknown method {method:?}; accepted: dop853, dopri5"))
+            Error::invalid("method", format!("unknown method {method:?}; accepted: dop853, dopri5, rodas4"))
         })?;
         if !(rtol.is_finite() && rtol > 0.0 && rtol < 1.0) {
             return Err(Error::invalid("rtol", format!("must be a number in (0, 1) (got {rtol})")));
@@ -108,6 +108,20 @@ impl RunConfig {
         check_times(&times, t_end)?;
         let options = Options { rtol, atol, max_steps, ..Options::default() };
         Ok(RunConfig { alpha, t_end, times, method, options, metrics })
+    }
+
+    /// Checks what depends on the model: Rodas4 forms the p x p Jacobian.
+    pub fn check_model(&self, p: usize) -> Result<()> {
+        if self.method == Method::Rodas4 && p > ROSENBROCK_MAX_DIM {
+            return Err(Error::invalid(
+                "method",
+                format!(
+                    "rodas4 forms the full Jacobian by finite differences and accepts models with at most \
+                     {ROSENBROCK_MAX_DIM} parameters (this one has p = {p}); use dop853"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -359,6 +373,10 @@ impl<M: Model> Simulation<M> {
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
+            }
+            if self.cfg.method == Method::Rodas4 {
+                // Rodas4's dense output is only 3rd order: land on the requested times.
+                self.solver.stop_at(t);
             }
             if let Err(e) = self.solver.step(&mut self.flow) {
                 self.status = Status::Failed(e.to_string());

@@ -193,7 +193,7 @@ impl ConverseModel {
     #[allow(non_snake_case)]
     fn new(T: f64, R0: f64, lip_dh: f64, sign: i32) -> PyResult<PyClassInitializer<Self>> {
         let m = Converse::new(T, R0, lip_dh, sign).map_err(value_error)?;
-        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Converse(m))).add_subclass(ConverseModel))
+        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Converse(Arc::new(m)))).add_subclass(ConverseModel))
     }
 }
 
@@ -223,7 +223,7 @@ impl TwoLayerModel {
         let act = Activation::parse(activation).map_err(value_error)?;
         let net = compute(py, move || TwoLayer::new(xv, n, d, yv, m, act, seed, w0v, centered))?
             .map_err(value_error)?;
-        Ok(PyClassInitializer::from(Model::wrap(AnyModel::TwoLayer(net))).add_subclass(TwoLayerModel))
+        Ok(PyClassInitializer::from(Model::wrap(AnyModel::TwoLayer(Arc::new(net)))).add_subclass(TwoLayerModel))
     }
 }
 
@@ -236,7 +236,7 @@ impl QuadraticModel {
     #[pyo3(signature = (p, n, lip_dh = 1.0, seed = 0))]
     fn new(py: Python<'_>, p: usize, n: usize, lip_dh: f64, seed: u64) -> PyResult<PyClassInitializer<Self>> {
         let m = compute(py, move || Quadratic::new(p, n, lip_dh, seed))?.map_err(value_error)?;
-        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Quadratic(m))).add_subclass(QuadraticModel))
+        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Quadratic(Arc::new(m)))).add_subclass(QuadraticModel))
     }
 }
 
@@ -249,7 +249,7 @@ impl LinearModel {
     #[pyo3(signature = (p, n, seed = 0))]
     fn new(py: Python<'_>, p: usize, n: usize, seed: u64) -> PyResult<PyClassInitializer<Self>> {
         let m = compute(py, move || Linear::new(p, n, seed))?.map_err(value_error)?;
-        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Linear(m))).add_subclass(LinearModel))
+        Ok(PyClassInitializer::from(Model::wrap(AnyModel::Linear(Arc::new(m)))).add_subclass(LinearModel))
     }
 }
 
@@ -326,6 +326,7 @@ fn simulate<'py>(
     let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
     let metrics = cfg.metrics;
     let m = model.get();
+    cfg.check_model(m.inner.p()).map_err(value_error)?;
     let (inner, spectrum) = (m.inner.clone(), m.spectrum(py)?);
     let r = compute(py, move || {
         let mut sim = AnySimulation::new(&inner, spectrum, cfg);
@@ -362,6 +363,7 @@ impl Simulation {
         let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
         let metrics = cfg.metrics;
         let m = model.get();
+        cfg.check_model(m.inner.p()).map_err(value_error)?;
         let sim = AnySimulation::new(&m.inner, m.spectrum(py)?, cfg);
         Ok(Simulation { sim: Arc::new(Mutex::new(sim)), metrics })
     }
@@ -506,6 +508,7 @@ fn start_batch(
             return Err(PyValueError::new_err(format!("jobs[{i}]: model index {model} out of range")));
         }
         let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics.clone())?;
+        cfg.check_model(models[model].get().inner.p()).map_err(value_error)?;
         metrics_used = cfg.metrics;
         core_jobs.push(Job { model, cfg });
     }

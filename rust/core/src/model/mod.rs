@@ -7,6 +7,8 @@
 //! cancellation so that it keeps full relative precision when `d` is tiny:
 //! `Rem(d) = h(w0+d) - h(w0) - J0 d` and products with `ΔJ(d) = J(w0+d) - J0`.
 
+use std::sync::Arc;
+
 mod converse;
 mod linear;
 mod quadratic;
@@ -104,24 +106,38 @@ pub struct FusedIo<'a> {
     pub grad: &'a mut [f64],
 }
 
-/// Any model family, for batches and the bindings (static dispatch through `dispatch!`).
+/// Any model family, for batches and the bindings (static dispatch through
+/// `dispatch!`). Shared, never copied: the runs of one model read the same
+/// arrays, so concurrent runs of a sweep share them in cache.
 #[derive(Clone, Debug)]
 pub enum AnyModel {
-    Converse(Converse),
-    TwoLayer(TwoLayer),
-    Quadratic(Quadratic),
-    Linear(Linear),
+    Converse(Arc<Converse>),
+    TwoLayer(Arc<TwoLayer>),
+    Quadratic(Arc<Quadratic>),
+    Linear(Arc<Linear>),
 }
 
-/// Runs `$body` with `$m` bound to the concrete model inside an `AnyModel`.
+/// Runs `$body` with `$m: &M` bound to the concrete model inside a `&AnyModel`.
 #[macro_export]
 macro_rules! dispatch {
     ($any:expr, $m:ident => $body:expr) => {
         match $any {
-            $crate::model::AnyModel::Converse($m) => $body,
-            $crate::model::AnyModel::TwoLayer($m) => $body,
-            $crate::model::AnyModel::Quadratic($m) => $body,
-            $crate::model::AnyModel::Linear($m) => $body,
+            $crate::model::AnyModel::Converse($m) => {
+                let $m = &**$m;
+                $body
+            }
+            $crate::model::AnyModel::TwoLayer($m) => {
+                let $m = &**$m;
+                $body
+            }
+            $crate::model::AnyModel::Quadratic($m) => {
+                let $m = &**$m;
+                $body
+            }
+            $crate::model::AnyModel::Linear($m) => {
+                let $m = &**$m;
+                $body
+            }
         }
     };
 }

@@ -25,7 +25,10 @@
 //! i.e. the steps whose interval `(t_prev, t]` (for the first step
 //! `[t0, t1]`) contains an element of `ts`.
 
+mod rosenbrock;
 mod tableau;
+
+pub use rosenbrock::MAX_DIM as ROSENBROCK_MAX_DIM;
 
 use std::fmt;
 
@@ -52,6 +55,9 @@ pub enum Method {
     Dop853,
     /// Dormand–Prince 5(4) with 4th-order dense output (SciPy `RK45`).
     Dopri5,
+    /// Rodas4, a stiffly accurate Rosenbrock method of order 4 (for stiff
+    /// systems of at most `ROSENBROCK_MAX_DIM` unknowns).
+    Rodas4,
 }
 
 impl Method {
@@ -59,6 +65,7 @@ impl Method {
         match self {
             Method::Dop853 => "dop853",
             Method::Dopri5 => "dopri5",
+            Method::Rodas4 => "rodas4",
         }
     }
 
@@ -70,12 +77,14 @@ impl Method {
             Some(Method::Dop853)
         } else if s.eq_ignore_ascii_case("dopri5") || s.eq_ignore_ascii_case("rk45") {
             Some(Method::Dopri5)
+        } else if s.eq_ignore_ascii_case("rodas4") || s.eq_ignore_ascii_case("rodas") {
+            Some(Method::Rodas4)
         } else {
             None
         }
     }
 
-    /// Order of the propagated solution (8 or 5).
+    /// Order of the propagated solution (8, 5 or 4).
     pub fn order(&self) -> usize {
         self.tableau().order
     }
@@ -84,6 +93,7 @@ impl Method {
         match self {
             Method::Dop853 => &tableau::DOP853,
             Method::Dopri5 => &tableau::RK45,
+            Method::Rodas4 => &rosenbrock::SHAPE,
         }
     }
 }
@@ -164,6 +174,8 @@ pub struct Solver {
     t: f64,
     t_prev: f64,
     t_end: f64,
+    /// Steps also end exactly here when it lies ahead (see [`Solver::stop_at`]).
+    t_stop: f64,
     /// Step size proposed for the next step (SciPy's `h_abs`).
     h_abs: f64,
     /// Last accepted step `t - t_prev` (SciPy's `h_previous`).
@@ -185,6 +197,8 @@ pub struct Solver {
     dense: Vec<f64>,
     /// Whether `dense` describes the last accepted step.
     dense_ready: bool,
+    /// Jacobian and LU work of Rodas4 (None for the explicit methods).
+    rosenbrock: Option<Box<rosenbrock::Work>>,
 
     stats: Stats,
 }
@@ -223,6 +237,7 @@ impl Solver {
             t: 0.0,
             t_prev: 0.0,
             t_end: 0.0,
+            t_stop: f64::INFINITY,
             h_abs: 0.0,
             h_prev: 0.0,
             y: vec![0.0; dim],
@@ -234,6 +249,7 @@ impl Solver {
             k: vec![0.0; tab.k_rows * dim],
             dense: vec![0.0; tab.dense_rows * dim],
             dense_ready: false,
+            rosenbrock: (method == Method::Rodas4).then(|| Box::new(rosenbrock::Work::new(dim))),
             stats: Stats::default(),
         }
     }
@@ -282,6 +298,7 @@ impl Solver {
         self.t = t0;
         self.t_prev = t0;
         self.t_end = t_end;
+        self.t_stop = f64::INFINITY;
         self.h_prev = 0.0;
         self.stats = Stats::default();
         // A zero-length interval [t0, t0] interpolates as the constant y0.
@@ -414,16 +431,17 @@ impl Solver {
                 });
             }
 
-            let t_new = if t + h_abs > self.t_end {
-                self.t_end
-            } else {
-                t + h_abs
-            };
+            let t_limit = if self.t_stop > t { self.t_stop.min(self.t_end) } else { self.t_end };
+            let t_new = if t + h_abs > t_limit { t_limit } else { t + h_abs };
             let h = t_new - t;
             h_abs = h.abs();
 
-            self.rk_attempt(sys, h);
-            let error_norm = self.error_norm(h);
+            let error_norm = if self.rosenbrock.is_some() {
+                self.rosenbrock_attempt(sys, h)
+            } else {
+                self.rk_attempt(sys, h);
+                self.error_norm(h)
+            };
             let ns = self.tab.n_stages;
             // SciPy rejects such attempts too (a NaN/inf error norm is never < 1,
             // and max(MIN_FACTOR, nan) is MIN_FACTOR); we just say why if h underflows.
@@ -482,6 +500,27 @@ impl Solver {
         let ns = tab.n_stages;
         sys.rhs(t + h, &self.y_new, &mut self.k[ns * n..(ns + 1) * n]);
         self.stats.nfev += 1;
+    }
+
+    /// One Rodas4 attempt (see `rosenbrock.rs`); returns the RMS norm of the
+    /// error estimate k_6 scaled by `atol + max(|y|, |y_new|) * rtol`.
+    fn rosenbrock_attempt<S: OdeSystem>(&mut self, sys: &mut S, h: f64) -> f64 {
+        let work = self.rosenbrock.as_mut().expect("Rodas4 work arrays");
+        let (y, f) = (&self.y, &self.f);
+        self.stats.nfev += rosenbrock::attempt(work, sys, self.t, h, y, f, &mut self.k, &mut self.y_new, &mut self.work);
+        let (rtol, atol) = (self.opts.rtol, self.opts.atol);
+        let n = self.n;
+        let err = &self.k[5 * n..6 * n];
+        let sum: f64 = err
+            .iter()
+            .zip(&self.y)
+            .zip(&self.y_new)
+            .map(|((&e, &y), &yn)| {
+                let q = e / (atol + y.abs().max(yn.abs()) * rtol);
+                q * q
+            })
+            .sum();
+        rms(sum, n)
     }
 
     /// SciPy's `_estimate_error_norm` with
@@ -543,6 +582,9 @@ impl Solver {
         self.h_abs = h_abs_next;
         self.dense_ready = false;
         self.stats.naccept += 1;
+        if let Some(w) = self.rosenbrock.as_mut() {
+            w.invalidate();
+        }
     }
 
     /// Builds the dense output of the last accepted step (SciPy's
@@ -559,6 +601,13 @@ impl Solver {
         }
         let n = self.n;
         let h = self.h_prev;
+        if self.rosenbrock.is_some() {
+            for (r, coeffs) in rosenbrock::H.iter().enumerate() {
+                combine(&self.k, n, coeffs, &mut self.dense[r * n..(r + 1) * n]);
+            }
+            self.dense_ready = true;
+            return;
+        }
         match self.tab.dense {
             DenseScheme::Polynomial { p } => {
                 // Q = K^T P, stored transposed: row r is sum_j P[j][r] K_j.
@@ -646,6 +695,13 @@ impl Solver {
         let n = self.n;
         let h = self.t - self.t_prev;
         let x = (t - self.t_prev) / h;
+        if self.rosenbrock.is_some() {
+            let (d0, d1) = self.dense.split_at(n);
+            for i in 0..n {
+                out[i] = (1.0 - x) * self.y_old[i] + x * (self.y[i] + (1.0 - x) * (d0[i] + x * d1[i]));
+            }
+            return;
+        }
         match self.tab.dense {
             DenseScheme::Polynomial { .. } => {
                 // y_old + h * Q [x, x^2, x^3, x^4] (RkDenseOutput; powers by cumprod).
@@ -682,6 +738,13 @@ impl Solver {
         }
     }
 
+    /// Makes the steps end exactly at `t` if they would cross it (for outputs
+    /// that must not rely on the dense output, e.g. Rodas4's, which is one
+    /// order lower than its steps and loses accuracy on stiff components).
+    pub fn stop_at(&mut self, t: f64) {
+        self.t_stop = t;
+    }
+
     pub fn t(&self) -> f64 {
         self.t
     }
@@ -713,7 +776,11 @@ impl Solver {
     pub(crate) fn step_fixed<S: OdeSystem>(&mut self, sys: &mut S, h: f64) {
         assert!(self.initialized);
         let t_new = self.t + h;
-        self.rk_attempt(sys, h);
+        if self.rosenbrock.is_some() {
+            self.rosenbrock_attempt(sys, h);
+        } else {
+            self.rk_attempt(sys, h);
+        }
         let h = t_new - self.t;
         self.accept(t_new, h, self.h_abs);
     }

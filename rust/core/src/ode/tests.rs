@@ -189,7 +189,7 @@ fn check_order(method: Method, (_, p2, p): (f64, f64, f64)) {
 fn order_steps(method: Method, dop853: usize, dopri5: usize) -> usize {
     match method {
         Method::Dop853 => dop853,
-        Method::Dopri5 => dopri5,
+        Method::Dopri5 | Method::Rodas4 => dopri5,
     }
 }
 
@@ -356,7 +356,9 @@ fn method_names() {
     assert_eq!(Method::parse("RK45"), Some(Method::Dopri5));
     assert_eq!(Method::parse("DOP853"), Some(Method::Dop853));
     assert_eq!(Method::parse("rk23"), None);
-    assert_eq!((Method::Dop853.order(), Method::Dopri5.order()), (8, 5));
+    assert_eq!(Method::parse("Rodas"), Some(Method::Rodas4));
+    assert_eq!(Method::parse(Method::Rodas4.name()), Some(Method::Rodas4));
+    assert_eq!((Method::Dop853.order(), Method::Dopri5.order(), Method::Rodas4.order()), (8, 5, 4));
 }
 
 // ---------------------------------------------------------------------------
@@ -896,4 +898,67 @@ fn solver_can_move_between_threads() {
     // Batches run one solver per rayon task.
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Solver>();
+}
+
+// ---------------------------------------------------------------------------
+// Rodas4 (stiff problems)
+// ---------------------------------------------------------------------------
+
+/// Prothero–Robinson: y' = -λ (y - sin t) + cos t, exact y = sin t from y(0) = 0.
+/// Stiff for large λ, and non-autonomous (exercises the ∂f/∂t terms).
+struct ProtheroRobinson(f64);
+impl OdeSystem for ProtheroRobinson {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]) {
+        dy[0] = -self.0 * (y[0] - t.sin()) + t.cos();
+    }
+}
+
+#[test]
+fn rodas4_fixed_step_order() {
+    let m = Method::Rodas4;
+    check_order(m, observed_orders(m, &mut Decay, &[1.0], 4.0, 16, &[(-4.0f64).exp()]));
+    check_order(m, observed_orders(m, &mut Oscillator, &[1.0, 0.0], 10.0, 64, &oscillator_exact(10.0)));
+    check_order(m, observed_orders(m, &mut Riccati, &[1.0], 0.5, 16, &[2.0]));
+    // Non-autonomous, with y(0) off the slow manifold so the solution is not sin t alone:
+    // y = sin t + e^{-λt}.
+    let l = 2.0;
+    let t_end: f64 = 3.0;
+    let exact = t_end.sin() + (-l * t_end).exp();
+    check_order(m, observed_orders(m, &mut ProtheroRobinson(l), &[1.0], t_end, 16, &[exact]));
+}
+
+#[test]
+fn rodas4_dense_output_order() {
+    // Rodas4's continuous extension has order 3: local error O(h^4).
+    let e: Vec<f64> = (0..3).map(|i| dense_local_error(Method::Rodas4, 0.5 / f64::from(1 << i))).collect();
+    let (p1, p2) = ((e[0] / e[1]).log2(), (e[1] / e[2]).log2());
+    println!("rodas4: dense local errors {e:?}; orders {p1:.3} {p2:.3} (expected 4)");
+    assert!((p1 - 4.0).abs() < 0.4 && (p2 - 4.0).abs() < 0.4, "{p1} {p2}");
+}
+
+#[test]
+fn rodas4_takes_few_steps_on_a_stiff_problem() {
+    // λ = 1e6 on [0, 10]: an explicit method needs ~λ·T/3 steps for stability;
+    // Rodas4 follows the smooth solution sin t.
+    let mut sys = ProtheroRobinson(1e6);
+    let s = solve(Method::Rodas4, &mut sys, &[0.0], 10.0, tol(1e-8, 1e-10));
+    let st = s.stats();
+    println!("rodas4 on Prothero-Robinson(1e6): {st:?}, error {:.2e}", (s.y()[0] - 10f64.sin()).abs());
+    assert!(st.naccept < 500, "{st:?}");
+    assert!((s.y()[0] - 10f64.sin()).abs() < 1e-7);
+    // Landing on requested times with stop_at keeps the step accuracy there.
+    let mut s = Solver::new(Method::Rodas4, 1, tol(1e-8, 1e-10));
+    s.init(&mut sys, 0.0, &[0.0], 10.0).unwrap();
+    for k in 1..=20 {
+        let t = 0.5 * k as f64;
+        s.stop_at(t);
+        while s.t() < t {
+            s.step(&mut sys).unwrap();
+        }
+        assert_eq!(s.t(), t);
+        assert!((s.y()[0] - t.sin()).abs() < 1e-7, "t = {t}: {}", s.y()[0] - t.sin());
+    }
 }
