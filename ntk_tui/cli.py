@@ -244,7 +244,7 @@ def _integrator_options(p: argparse.ArgumentParser) -> None:
                    help="number of log-spaced sample times in [1e-5 T, T] (default 64)")
     g.add_argument("--rtol", type=_positive_float, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
     g.add_argument("--atol", type=_positive_float, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
-    g.add_argument("--method", help="ODE integrator (default dop853)")
+    g.add_argument("--method", help="ODE integrator: dop853 (default), dopri5, or rodas4 for stiff runs of models with p <= 200")
     g.add_argument("--max-steps", type=_positive_int, metavar="N", help="step limit (default 1000000)")
     g.add_argument("--metrics", metavar="LIST", help="comma-separated metrics to compute (default: all)")
 

@@ -104,6 +104,34 @@ def test_converse_agrees_with_scipy_reference(sign: int) -> None:
     np.testing.assert_allclose(run.gap, r.gap, rtol=1e-7, atol=1e-12)
 
 
+@pytest.mark.parametrize("kappa", [0.3, 30.0, 3e3])
+def test_rodas4_agrees_with_a_tight_explicit_run_on_stiff_converse_models(kappa: float) -> None:
+    # Large kappa makes the Converse flow stiff (the residual decays at rate ~kappa
+    # once the weight has moved): Rodas4 at the default tolerances must give the gap of
+    # a DOP853 run at rtol 1e-12 to 1e-5 relative (default rtol 1e-7, error growth over
+    # the run's steps stays well inside), with far fewer evaluations when it is stiff.
+    T, R0, alpha = 1.0, 0.5, 1.0
+    model = nt.Converse(T, R0, kappa * alpha / (T * math.sqrt(R0)))
+    times = np.linspace(0.05, 1.0, 20)
+    stiff = nt.simulate(model, alpha, T, times, method="rodas4", metrics=["gap"])
+    tight = nt.simulate(model, alpha, T, times, rtol=1e-12, atol=1e-16, metrics=["gap"])
+    np.testing.assert_allclose(stiff.gap, tight.gap, rtol=1e-5)
+    if kappa > 1e3:
+        # to T alone (no landing on output times), the explicit method is stability-bound
+        one = [nt.simulate(model, alpha, T, [T], method=m, metrics=["gap"]).stats["nfev"] for m in ("rodas4", "dop853")]
+        assert one[0] * 5 < one[1], one
+
+
+def test_rodas4_agrees_with_scipy_on_a_small_network() -> None:
+    # p = 16 (3 + 1) = 64 parameters: the finite-difference Jacobian is exercised in full.
+    model, refm = small_net(seed=2)
+    times = np.geomspace(1e-2, 50.0, 12)
+    run = nt.simulate(model, 3.0, 50.0, times, method="rodas4", rtol=1e-9, atol=1e-14)
+    r = ref.run_model(refm, 3.0, times)
+    np.testing.assert_allclose(run.output, r.output, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(run.gap, r.gap, rtol=1e-5, atol=1e-9)
+
+
 # --------------------------------------------------------------------------
 # The gap is accurate at any alpha
 # --------------------------------------------------------------------------

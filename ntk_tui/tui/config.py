@@ -45,7 +45,7 @@ FAMILY_LABELS: dict[str, str] = {
 #: Smooth activations accepted by the two-layer family (ReLU is offered only
 #: to explain why it is refused: Lip(Dh) is infinite for it).
 ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "erf", "softplus", "relu")
-METHODS: tuple[str, ...] = ("dop853", "dopri5")
+METHODS: tuple[str, ...] = ("dop853", "dopri5", "rodas4")
 
 
 def _integrator_defaults() -> dict[str, Any]:
@@ -139,7 +139,7 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="use h(w) - h(w0), so R0 does not grow with alpha"),
     # integrator
     FieldSpec("method", "method", "choice", _INTEG["method"], choices=lambda: METHODS, group="integrator",
-              help="ODE integrator: dop853 (Dormand-Prince 8(5,3)) or dopri5 (5(4))"),
+              help="ODE integrator: dop853 (Dormand-Prince 8(5,3)), dopri5 (5(4)) or rodas4 (stiff, p <= 200)"),
     FieldSpec("rtol", "rtol", "float", _INTEG["rtol"], lo=0.0, lo_open=True, hi=1.0, hi_open=True, group="integrator",
               help="relative tolerance"),
     FieldSpec("atol", "atol", "float", _INTEG["atol"], lo=0.0, lo_open=True, group="integrator",

@@ -104,6 +104,9 @@ pub struct DeviationFlow<M: Model> {
     /// r = y* - α h(w)
     pub r: Vec<f64>,
     pub grad: Vec<f64>,
+    /// The time rbar, u and dbar were last computed for (steps evaluate several
+    /// stages at the same time).
+    linear_t: f64,
 }
 
 impl<M: Model> DeviationFlow<M> {
@@ -125,6 +128,7 @@ impl<M: Model> DeviationFlow<M> {
             e: vec![0.0; n],
             r: vec![0.0; n],
             grad: vec![0.0; p],
+            linear_t: f64::NAN,
         }
     }
 
@@ -136,12 +140,15 @@ impl<M: Model> DeviationFlow<M> {
     /// Fills rbar, dbar and d = dbar + s/α² at (t, s).
     fn linear_part(&mut self, t: f64, s: &[f64]) {
         let a = self.alpha;
-        self.linear.eval(t, &mut self.rbar, &mut self.u);
-        self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
+        if t != self.linear_t {
+            self.linear.eval(t, &mut self.rbar, &mut self.u);
+            self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
+            self.dbar.iter_mut().for_each(|db| *db /= a);
+            self.linear_t = t;
+        }
         let inv_a2 = 1.0 / (a * a);
-        for ((d, db), si) in self.d.iter_mut().zip(self.dbar.iter_mut()).zip(s) {
-            *db /= a;
-            *d = *db + si * inv_a2;
+        for ((d, db), si) in self.d.iter_mut().zip(&self.dbar).zip(s) {
+            *d = db + si * inv_a2;
         }
     }
 

@@ -147,6 +147,9 @@ impl Work {
         for i in 0..n {
             self.lu[i * n + i] += diag;
         }
+        if n == 1 {
+            return;
+        }
         factor::lu_in_place(
             MatMut::from_column_major_slice_mut(&mut self.lu, n, n),
             &mut self.perm,
@@ -159,6 +162,11 @@ impl Work {
 
     fn solve(&mut self, x: &mut [f64]) {
         let n = self.n;
+        if n == 1 {
+            // A scalar system is one division (faer's general path costs far more).
+            x[0] /= self.lu[0];
+            return;
+        }
         let lu = MatRef::from_column_major_slice(&self.lu, n, n);
         // L (unit lower) and U share the in-place factors.
         let perm = PermRef::new_checked(&self.perm, &self.perm_inv, n);
