@@ -212,9 +212,13 @@ impl Activation {
         // (the common lazy regime needs neither exp).
         let xmax = half * crate::kernels::max_abs(b);
         match self {
-            Activation::Tanh | Activation::Sigmoid if xmax < 0.1 => tanh_row::<0>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid if xmax < SMALL => tanh_row::<1>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid => tanh_row::<2>(z0, t, s, b, half, scale, out),
+            // Tiny moves need fewer series terms: the first omitted one, 3 |c_{K+1}| x^{2K}
+            // relative, stays below 1e-17 with K = 3 for |x| < 1e-3 and K = 4 for |x| < 1e-2.
+            Activation::Tanh | Activation::Sigmoid if xmax < 1e-3 => tanh_row::<0, 3>(z0, t, s, b, half, scale, out),
+            Activation::Tanh | Activation::Sigmoid if xmax < 1e-2 => tanh_row::<0, 4>(z0, t, s, b, half, scale, out),
+            Activation::Tanh | Activation::Sigmoid if xmax < 0.1 => tanh_row::<0, 7>(z0, t, s, b, half, scale, out),
+            Activation::Tanh | Activation::Sigmoid if xmax < SMALL => tanh_row::<1, 7>(z0, t, s, b, half, scale, out),
+            Activation::Tanh | Activation::Sigmoid => tanh_row::<2, 7>(z0, t, s, b, half, scale, out),
             _ => {
                 for (i, k) in range.enumerate() {
                     let d = self.delta(&bases.get(k), b[i]);
@@ -234,7 +238,7 @@ impl Activation {
 /// `MODE` 0: every |x| < 0.1 (series only); 1: every |x| < 0.5 (addition
 /// formula); 2: any x (both branches computed, one selected per unit).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn tanh_row<const MODE: u8>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, scale: [f64; 3], out: RowDelta<'_>) {
+fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, scale: [f64; 3], out: RowDelta<'_>) {
     let n = b.len();
     let (z0, t, s, b) = (&z0[..n], &t[..n], &s[..n], &b[..n]);
     let (d1o, d2o, e1o) = (&mut out.d1[..n], &mut out.d2[..n], &mut out.e1[..n]);
@@ -252,7 +256,7 @@ fn tanh_row<const MODE: u8>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f
             (e, 1.0 / (1.0 + e))
         };
         // small/moderate moves: addition formula (series below 0.1)
-        let series = tanh_minus_id_series(x);
+        let series = tanh_minus_id_series_n::<TERMS>(x);
         let (tb, tmx) = if MODE == 0 || ax < 0.1 {
             (x + series, series)
         } else {
@@ -329,8 +333,14 @@ pub fn sech2(z: f64) -> f64 {
 /// free of the cancellation a direct subtraction would suffer).
 #[inline(always)]
 fn tanh_minus_id_series(b: f64) -> f64 {
+    tanh_minus_id_series_n::<7>(b)
+}
+
+/// The series with its first `K` terms (odd powers 3..2K+1).
+#[inline(always)]
+fn tanh_minus_id_series_n<const K: usize>(b: f64) -> f64 {
     // Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
-    // first omitted term is < 1e-17 relative for |b| < 0.1.
+    // first omitted term of the full series is < 1e-17 relative for |b| < 0.1.
     const C: [f64; 7] = [
         -1.0 / 3.0,
         2.0 / 15.0,
@@ -342,7 +352,7 @@ fn tanh_minus_id_series(b: f64) -> f64 {
     ];
     let b2 = b * b;
     let mut acc = 0.0;
-    for c in C.iter().rev() {
+    for c in C[..K].iter().rev() {
         acc = acc * b2 + c;
     }
     acc * b2 * b
@@ -531,6 +541,17 @@ mod tests {
             for &(z0, b) in &[(30.0, -29.0), (-40.0, 39.0), (800.0, 1.0), (-800.0, -0.3)] {
                 let d = act.delta(&act.base(z0), b);
                 assert!(d.d1.is_finite() && d.d2.is_finite() && d.e1.is_finite(), "{act:?} {z0} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tanh_series_keep_full_precision_below_their_bounds() {
+        for (k, bound) in [(3, 1e-3), (4, 1e-2)] {
+            for x in [bound, 0.7 * bound, 0.1 * bound, -bound] {
+                let full = tanh_minus_id_series(x);
+                let short = if k == 3 { tanh_minus_id_series_n::<3>(x) } else { tanh_minus_id_series_n::<4>(x) };
+                assert!(((short - full) / full).abs() < 2e-16, "K = {k}, x = {x}: {short} vs {full}");
             }
         }
     }

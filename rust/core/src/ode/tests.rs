@@ -869,7 +869,7 @@ fn no_allocation_while_integrating() {
     drop(std::hint::black_box(vec![0.0_f64; 8]));
     assert!(alloc_counter::count() > c0);
 
-    for m in METHODS {
+    for m in [Method::Dop853, Method::Dopri5, Method::Rodas4] {
         let mut sys = LotkaVolterra;
         let mut s = Solver::new(m, 2, tol(1e-8, 1e-10));
         let mut failing = Solver::new(m, 1, tol(1e-8, 1e-12));
