@@ -16,6 +16,7 @@
 use crate::linalg;
 use crate::model::{FusedIo, Model};
 use crate::ode::OdeSystem;
+use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
 use std::sync::Arc;
 
 /// Eigendecomposition of K0 = J0 J0^T, shared by all runs of one model.
@@ -42,8 +43,9 @@ pub struct LinearFlow {
     spectrum: Arc<Spectrum>,
     /// c = V^T r0
     c: Vec<f64>,
-    tmp: Vec<f64>,
-    phi_c: Vec<f64>,
+    /// [e^{-λt} c, φ(t) c] as the two columns of an n x 2 matrix, and V times it
+    coef: Vec<f64>,
+    out: Vec<f64>,
 }
 
 impl LinearFlow {
@@ -51,20 +53,36 @@ impl LinearFlow {
         let n = spectrum.n;
         let mut c = vec![0.0; n];
         crate::model::dense::mat_t_vec(&spectrum.vectors, n, n, r0, &mut c);
-        LinearFlow { spectrum, c, tmp: vec![0.0; n], phi_c: vec![0.0; n] }
+        LinearFlow { spectrum, c, coef: vec![0.0; 2 * n], out: vec![0.0; 2 * n] }
     }
 
     /// rbar(t) and u(t) = V φ(t) c, so that wbar(t) - w0 = J0^T u(t) / α.
     pub fn eval(&mut self, t: f64, rbar: &mut [f64], u: &mut [f64]) {
         let sp = &*self.spectrum;
         let n = sp.n;
+        let (decay_c, phi_c) = self.coef.split_at_mut(n);
         for k in 0..n {
             let (decay, phi) = decay_and_phi(sp.lambda[k], t);
-            self.tmp[k] = decay * self.c[k];
-            self.phi_c[k] = phi * self.c[k];
+            decay_c[k] = decay * self.c[k];
+            phi_c[k] = phi * self.c[k];
         }
-        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.tmp, rbar);
-        crate::model::dense::mat_vec(&sp.vectors, n, n, &self.phi_c, u);
+        if n <= 16 {
+            // tiny systems (the Converse model): plain loops beat the product's call overhead
+            crate::model::dense::mat_vec(&sp.vectors, n, n, decay_c, rbar);
+            crate::model::dense::mat_vec(&sp.vectors, n, n, phi_c, u);
+            return;
+        }
+        // both columns in one product with V
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut self.out, n, 2),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&sp.vectors, n, n),
+            MatRef::from_column_major_slice(&self.coef, n, 2),
+            1.0,
+            Par::Seq,
+        );
+        rbar.copy_from_slice(&self.out[..n]);
+        u.copy_from_slice(&self.out[n..]);
     }
 }
 

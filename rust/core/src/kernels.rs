@@ -250,23 +250,6 @@ fn row_update_simd(ga: &mut [f64], s0: &[f64], d1: &[f64], ea: f64, ra: f64, c: 
     }
 }
 
-/// The two-layer net's row of J0^T q: the a-part oa += s0 qa and the
-/// coefficients c = a0 s1 qs of the U-part, in one pass over the row.
-#[allow(clippy::too_many_arguments)]
-pub fn j0t_row(oa: &mut [f64], s0: &[f64], qa: f64, c: &mut [f64], a0: &[f64], s1: &[f64], qs: f64) {
-    j0t_row_simd(oa, s0, qa, c, a0, s1, qs)
-}
-
-#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn j0t_row_simd(oa: &mut [f64], s0: &[f64], qa: f64, c: &mut [f64], a0: &[f64], s1: &[f64], qs: f64) {
-    let n = oa.len();
-    let (s0, c, a0, s1) = (&s0[..n], &mut c[..n], &a0[..n], &s1[..n]);
-    for i in 0..n {
-        oa[i] += s0[i] * qa;
-        c[i] = a0[i] * s1[i] * qs;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

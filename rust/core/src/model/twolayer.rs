@@ -59,6 +59,8 @@ pub struct TwoLayerWork {
     yb: Vec<f64>,
     /// a block of pullback coefficients (rows x m)
     cb: Vec<f64>,
+    /// q ∘ X (n x d) for J0^T q
+    qx: Vec<f64>,
     /// fused path: one row of D1 and E1
     d1_row: Vec<f64>,
     e1_row: Vec<f64>,
@@ -324,6 +326,7 @@ impl Model for TwoLayer {
             stack: vec![0.0; 2 * self.m * self.d],
             yb: vec![0.0; 2 * self.block_rows() * self.m],
             cb: vec![0.0; self.block_rows() * self.m],
+            qx: vec![0.0; self.n * self.d],
             d1_row: vec![0.0; self.m],
             e1_row: vec![0.0; self.m],
         }
@@ -340,19 +343,22 @@ impl Model for TwoLayer {
     }
 
     fn j0t_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
-        let m = self.m;
+        let (n, m, d) = (self.n, self.m, self.d);
         let (oa, ou) = out.split_at_mut(m);
-        oa.fill(0.0);
-        // A0^T q and (B0 ∘ q)^T X in one pass over the rows, by blocks so that the
-        // coefficients stay in cache for the product.
-        for (bi, rows) in self.blocks().enumerate() {
-            for j in rows.clone() {
-                let c = &mut ws.cb[(j - rows.start) * m..(j - rows.start + 1) * m];
-                let rg = j * m..(j + 1) * m;
-                let (qa, qs) = (q[j] * self.inv_sqrt_mn, q[j] * self.inv_sqrt_n);
-                kernels::j0t_row(oa, &self.base.s0[rg.clone()], qa, c, &self.w0[..m], &self.base.s1[rg], qs);
-            }
-            self.ct_times_x_rows(&ws.cb, rows, ou, bi > 0);
+        // J0^T q = [S0^T q / sqrt(mn), a0 ∘ (S1^T (q ∘ X)) / sqrt(n)]: two products that
+        // read the stored activations once and write nothing of size n x m.
+        let s0 = MatRef::from_row_major_slice(&self.base.s0, n, m);
+        let s1 = MatRef::from_row_major_slice(&self.base.s1, n, m);
+        let qx = &mut ws.qx;
+        for (j, &qj) in q.iter().enumerate() {
+            kernels::scale_into(&mut qx[j * d..(j + 1) * d], qj * self.inv_sqrt_n, &self.x[j * d..(j + 1) * d]);
+        }
+        let q = MatRef::from_column_major_slice(q, n, 1);
+        matmul(MatMut::from_column_major_slice_mut(oa, m, 1), Accum::Replace, s0.transpose(), q, self.inv_sqrt_mn, Par::Seq);
+        let qx = MatRef::from_row_major_slice(qx, n, d);
+        matmul(MatMut::from_row_major_slice_mut(ou, m, d), Accum::Replace, s1.transpose(), qx, 1.0, Par::Seq);
+        for (row, &a) in ou.chunks_exact_mut(d).zip(&self.w0[..m]) {
+            row.iter_mut().for_each(|v| *v *= a);
         }
     }
 
