@@ -353,6 +353,11 @@ impl<M: Model> Simulation<M> {
                     self.record(t);
                     continue;
                 }
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    // a run of a cancelled batch that has not started: evaluate nothing
+                    self.status = Status::Cancelled;
+                    break;
+                }
                 let zeros = vec![0.0; self.flow.model.p()];
                 if let Err(e) = self.solver.init(&mut self.flow, 0.0, &zeros, t_last) {
                     self.status = Status::Failed(e.to_string());
@@ -594,6 +599,17 @@ mod tests {
         assert!(matches!(r.status, Status::Failed(ref s) if s.contains("max")), "{:?}", r.status);
         assert!(r.measurements.len < 12);
         assert_eq!(r.measurements.gap[..r.measurements.len], full.measurements.gap[..r.measurements.len]);
+    }
+
+    #[test]
+    fn a_cancelled_run_that_has_not_started_evaluates_nothing() {
+        let m = Arc::new(Quadratic::new(6, 2, 1.0, 3).unwrap());
+        let spectrum = Arc::new(Spectrum::of(&*m));
+        let mut sim = Simulation::new(m, spectrum, cfg(1.5, 20.0, geomspace(0.01, 20.0, 12), Metrics::ALL));
+        sim.advance(usize::MAX, None, Some(&AtomicBool::new(true)));
+        let r = sim.result();
+        assert_eq!(r.status, Status::Cancelled);
+        assert_eq!((r.stats.nfev, r.measurements.len), (0, 0));
     }
 
     #[test]
