@@ -379,8 +379,7 @@ impl<M: Model> Simulation<M> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            if self.cfg.method == Method::Rodas4 {
-                // Rodas4's dense output is only 3rd order: land on the requested times.
+            if !self.cfg.method.interpolates_outputs() {
                 self.solver.stop_at(t);
             }
             if let Err(e) = self.solver.step(&mut self.flow) {

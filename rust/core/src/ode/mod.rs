@@ -84,6 +84,12 @@ impl Method {
         }
     }
 
+    /// Whether outputs may come from the dense output; Rodas4's is one order below
+    /// its steps and loses accuracy on stiff components, so its runs land on them.
+    pub fn interpolates_outputs(&self) -> bool {
+        *self != Method::Rodas4
+    }
+
     /// Order of the propagated solution (8, 5 or 4).
     pub fn order(&self) -> usize {
         self.tableau().order
@@ -508,19 +514,8 @@ impl Solver {
         let work = self.rosenbrock.as_mut().expect("Rodas4 work arrays");
         let (y, f) = (&self.y, &self.f);
         self.stats.nfev += rosenbrock::attempt(work, sys, self.t, h, y, f, &mut self.k, &mut self.y_new, &mut self.work);
-        let (rtol, atol) = (self.opts.rtol, self.opts.atol);
         let n = self.n;
-        let err = &self.k[5 * n..6 * n];
-        let sum: f64 = err
-            .iter()
-            .zip(&self.y)
-            .zip(&self.y_new)
-            .map(|((&e, &y), &yn)| {
-                let q = e / (atol + y.abs().max(yn.abs()) * rtol);
-                q * q
-            })
-            .sum();
-        rms(sum, n)
+        scaled_rms(&self.k[5 * n..6 * n], 1.0, &self.y, &self.y_new, self.opts)
     }
 
     /// SciPy's `_estimate_error_norm` with
@@ -533,12 +528,7 @@ impl Solver {
             ErrorEstimator::Embedded(e) => {
                 // norm(h * K^T E / scale), RMS.
                 combine(&self.k, n, e, &mut self.work);
-                let mut sum = 0.0;
-                for ((&err, &y), &yn) in self.work.iter().zip(&self.y).zip(&self.y_new) {
-                    let q = err * h / scale(y, yn);
-                    sum += q * q;
-                }
-                rms(sum, n)
+                scaled_rms(&self.work, h, &self.y, &self.y_new, self.opts)
             }
             ErrorEstimator::Dop853 { e5, e3 } => {
                 // |h| * |err5|^2 / sqrt((|err5|^2 + 0.01 |err3|^2) * n), both scaled.
@@ -814,6 +804,16 @@ fn stage_argument(k: &[f64], n: usize, a: &[f64], h: f64, y: &[f64], out: &mut [
     for (o, &yi) in out.iter_mut().zip(y) {
         *o = yi + *o * h;
     }
+}
+
+/// RMS norm of `err * factor / scale`, `scale = atol + max(|y|, |y_new|) * rtol`.
+fn scaled_rms(err: &[f64], factor: f64, y: &[f64], y_new: &[f64], opts: Options) -> f64 {
+    let mut sum = 0.0;
+    for ((&e, &y), &yn) in err.iter().zip(y).zip(y_new) {
+        let q = e * factor / (opts.atol + y.abs().max(yn.abs()) * opts.rtol);
+        sum += q * q;
+    }
+    rms(sum, err.len())
 }
 
 /// RMS norm from a sum of squares (`common.norm`: `||x|| / sqrt(n)`).

@@ -13,6 +13,7 @@
 
 use super::tableau::{DenseScheme, ErrorEstimator, Tableau};
 use super::OdeSystem;
+use crate::kernels::axpy;
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::perm::PermRef;
 use faer::linalg::lu::partial_pivoting::{factor, solve};
@@ -118,22 +119,18 @@ impl Work {
     fn differentiate<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], f: &[f64]) -> u64 {
         let n = self.n;
         self.y_pert.copy_from_slice(y);
-        for j in 0..n {
+        for (j, col) in self.jac.chunks_exact_mut(n).enumerate() {
             let delta = (f64::EPSILON * y[j].abs().max(1e-5)).sqrt();
             self.y_pert[j] = y[j] + delta;
             let delta = self.y_pert[j] - y[j];
             sys.rhs(t, &self.y_pert, &mut self.f_pert);
             self.y_pert[j] = y[j];
-            for i in 0..n {
-                self.jac[j * n + i] = (self.f_pert[i] - f[i]) / delta;
-            }
+            forward_difference(col, &self.f_pert, f, delta);
         }
         let dt = (f64::EPSILON * t.abs().max(1e-5)).sqrt();
         let dt = (t + dt) - t;
         sys.rhs(t + dt, y, &mut self.f_pert);
-        for i in 0..n {
-            self.fx[i] = (self.f_pert[i] - f[i]) / dt;
-        }
+        forward_difference(&mut self.fx, &self.f_pert, f, dt);
         self.fresh = true;
         n as u64 + 1
     }
@@ -172,6 +169,13 @@ impl Work {
         let perm = PermRef::new_checked(&self.perm, &self.perm_inv, n);
         let rhs = MatMut::from_column_major_slice_mut(x, n, 1);
         solve::solve_in_place(lu, lu, perm, rhs, Par::Seq, MemStack::new(&mut self.mem));
+    }
+}
+
+/// out = (f_pert - f) / delta
+fn forward_difference(out: &mut [f64], f_pert: &[f64], f: &[f64], delta: f64) {
+    for ((o, fp), f) in out.iter_mut().zip(f_pert).zip(f) {
+        *o = (fp - f) / delta;
     }
 }
 
@@ -223,8 +227,4 @@ pub(crate) fn attempt<S: OdeSystem>(
     }
     sys.rhs(t + h, y_new, &mut k[6 * n..7 * n]);
     nfev + 1
-}
-
-fn axpy(out: &mut [f64], a: f64, x: &[f64]) {
-    out.iter_mut().zip(x).for_each(|(o, v)| *o += a * v);
 }
