@@ -15,6 +15,7 @@ matrix-multiply rate. Nothing here is a pass/fail timing test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -80,40 +81,35 @@ def reference_gaps(X, y, m, w0, alpha, T, times, rtol, atol):
     return np.array(gaps), nfev[0]
 
 
-def matmul_rate(threads_note: str) -> float:
-    """Measured double-precision matrix-multiply rate (GFLOP/s) of this machine, one core."""
+def one_blas_thread():
+    """numpy's BLAS on one thread (None without threadpoolctl). Used to measure the
+    one-core matmul rate, and while the engine is timed so that numpy's idle BLAS
+    threads do not spin on the cores the engine uses (it does not call BLAS)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional
-        threadpool_limits = None
+        return None
+    return threadpool_limits(1)
+
+
+def quiet_blas():
+    return one_blas_thread() or contextlib.nullcontext()
+
+
+def matmul_rate() -> float:
+    """Measured double-precision matrix-multiply rate (GFLOP/s) of this machine, one core."""
     a = np.random.default_rng(0).standard_normal((1024, 1024))
     b = a.copy()
-
-    def run():
-        best = 1e9
+    limits = one_blas_thread()
+    if limits is None:
+        print("  (threadpoolctl missing: rate measured with numpy's default threads)")
+    best = 1e9
+    with limits or contextlib.nullcontext():
         for _ in range(5):
             t = time.perf_counter()
             a @ b
             best = min(best, time.perf_counter() - t)
-        return 2 * 1024**3 / best / 1e9
-
-    if threadpool_limits is not None:
-        with threadpool_limits(1):
-            return run()
-    print(f"  (threadpoolctl missing: {threads_note})")
-    return run()
-
-
-def quiet_blas():
-    """Stops numpy's idle BLAS threads from spinning on the cores the engine uses
-    while it is timed (the engine itself does not call BLAS)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
+    return 2 * 1024**3 / best / 1e9
 
 
 def twolayer_sweep(n, d, m, seeds, alphas, T, times):
@@ -185,7 +181,7 @@ def w2(quick: bool) -> None:
     threads = min(os.cpu_count() or 1, runs)
     per_eval_engine = t_eng * threads / nf_eng.sum()  # core-seconds per evaluation
     per_eval_ref = t_ref / (nf_ref.mean() * runs)
-    rate = matmul_rate("rate measured with numpy's default threads")
+    rate = matmul_rate()
     # Products with X per evaluation of the two-flow right-hand side (each 2nmd flops):
     # the engine 4 (J0^T u for wbar, X [dU; S_U]^T forward, C^T X backward), the
     # reference 6 (two forward-backward passes, J0 and J0^T for wbar); a bare gradient
