@@ -445,10 +445,11 @@ class SweepScreen(WorkerScreen):
             cols.append(("alpha", "alpha"))
         cols += [("seed", "seed"), ("T", "T"), ("gap(T)", "gap"), ("Thm 1.2", "thm12"), ("ratio", "ratio"),
                  ("kappa", "kappa"), ("status", "status")]
-        # Fixed widths (fmt gives at most 7 characters): columns do not jump while rows arrive.
+        # Fixed widths (fmt gives 6 characters for the non-negative values shown here,
+        # e.g. 5.4e-3): columns do not jump while rows arrive.
         widths = {"idx": 3, "seed": 4, "ratio": 6, "status": 8}
         for label, key in cols:
-            table.add_column(label, key=key, width=max(len(label), widths.get(key, 7)))
+            table.add_column(label, key=key, width=max(len(label), widths.get(key, 6)))
         self._table_cols = [k for _, k in cols]
 
     def _add_table_row(self, row: dict[str, Any]) -> None:

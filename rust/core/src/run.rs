@@ -116,8 +116,8 @@ impl RunConfig {
             return Err(Error::invalid(
                 "method",
                 format!(
-                    "rodas4 forms the full Jacobian by finite differences and accepts models with at most \
-                     {ROSENBROCK_MAX_DIM} parameters (this one has p = {p}); use dop853"
+                    "rodas4 takes at most {ROSENBROCK_MAX_DIM} parameters (this model has p = {p}; \
+                     it forms the full Jacobian by finite differences): use dop853"
                 ),
             ));
         }
