@@ -204,21 +204,28 @@ impl Activation {
     /// `delta`, with a vectorisable exp); erf and softplus go unit by unit.
     pub fn delta_row(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>) {
         let (z0, t, s) = (&bases.z0[range.clone()], &bases.t()[range.clone()], &bases.sech2()[range.clone()]);
-        let (half, scale) = match self {
-            Activation::Sigmoid => (0.5, [0.5, 0.5, 0.25]),
-            _ => (1.0, [1.0, 1.0, 1.0]),
-        };
-        // Rows whose moves are all small skip the branches they do not need
-        // (the common lazy regime needs neither exp).
-        let xmax = half * crate::kernels::max_abs(b);
         match self {
-            // Tiny moves need fewer series terms: the first omitted one, 3 |c_{K+1}| x^{2K}
-            // relative, stays below 1e-17 with K = 3 for |x| < 1e-3 and K = 4 for |x| < 1e-2.
-            Activation::Tanh | Activation::Sigmoid if xmax < 1e-3 => tanh_row::<0, 3>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid if xmax < 1e-2 => tanh_row::<0, 4>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid if xmax < 0.1 => tanh_row::<0, 7>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid if xmax < SMALL => tanh_row::<1, 7>(z0, t, s, b, half, scale, out),
-            Activation::Tanh | Activation::Sigmoid => tanh_row::<2, 7>(z0, t, s, b, half, scale, out),
+            Activation::Tanh | Activation::Sigmoid => {
+                let half = if self == Activation::Sigmoid { 0.5 } else { 1.0 };
+                // Rows whose moves are all small skip the branches they do not need
+                // (the common lazy regime needs neither exp). Tiny moves need fewer
+                // series terms: the first omitted one, 3 |c_{K+1}| x^{2K} relative,
+                // stays below 1e-17 with K = 3 for |x| < 1e-3 and K = 4 for |x| < 1e-2.
+                let xmax = half * crate::kernels::max_abs(b);
+                let row = RowDelta { d1: &mut *out.d1, d2: &mut *out.d2, e1: &mut *out.e1 };
+                match xmax {
+                    x if x < 1e-3 => tanh_row::<0, 3>(z0, t, s, b, half, row),
+                    x if x < 1e-2 => tanh_row::<0, 4>(z0, t, s, b, half, row),
+                    x if x < 0.1 => tanh_row::<0, 7>(z0, t, s, b, half, row),
+                    x if x < SMALL => tanh_row::<1, 7>(z0, t, s, b, half, row),
+                    _ => tanh_row::<2, 7>(z0, t, s, b, half, row),
+                }
+                if self == Activation::Sigmoid {
+                    crate::kernels::scale(out.d1, 0.5);
+                    crate::kernels::scale(out.d2, 0.5);
+                    crate::kernels::scale(out.e1, 0.25);
+                }
+            }
             _ => {
                 for (i, k) in range.enumerate() {
                     let d = self.delta(&bases.get(k), b[i]);
@@ -233,12 +240,17 @@ impl Activation {
 
 /// tanh increments of units at z0*h (t = tanh, s = sech² there) moved by b*h,
 /// h = `half` (1 for tanh; 1/2 for sigmoid(x) = (1 + tanh(x/2))/2, whose
-/// increments are then scaled by 1/2, 1/2, 1/4). Both branches of `tanh_delta`
-/// are computed and one is selected, so the loop has no branches.
+/// increments the caller scales by 1/2, 1/2, 1/4). Both branches of `tanh_delta`
+/// are computed and one is selected, so the loop has no branches, and each
+/// unit takes one exponential and one division (the divider is the bottleneck).
 /// `MODE` 0: every |x| < 0.1 (series only); 1: every |x| < 0.5 (addition
 /// formula); 2: any x (both branches computed, one selected per unit).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, scale: [f64; 3], out: RowDelta<'_>) {
+fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, out: RowDelta<'_>) {
+    #[multiversion::target::target_cfg(any(target_feature = "fma", target_arch = "aarch64"))]
+    const FMA: bool = true;
+    #[multiversion::target::target_cfg(not(any(target_feature = "fma", target_arch = "aarch64")))]
+    const FMA: bool = false;
     let n = b.len();
     let (z0, t, s, b) = (&z0[..n], &t[..n], &s[..n], &b[..n]);
     let (d1o, d2o, e1o) = (&mut out.d1[..n], &mut out.d2[..n], &mut out.e1[..n]);
@@ -248,38 +260,45 @@ fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64]
         let small = ax < SMALL;
         // One exponential per unit: of the move x (addition formula, |x| < 0.5)
         // or of the new pre-activation z (direct differences, |x| >= 0.5).
-        let z = z0[i] * half + x;
-        let (e, r) = if MODE == 0 {
-            (0.0, 0.0)
+        let z = madd::<FMA>(z0[i], half, x);
+        let e = if MODE == 0 { 0.0 } else { exp_neg::<FMA>(-2.0 * if MODE == 2 && !small { z.abs() } else { ax }) };
+        // Addition formula tanh(z0+x) - tanh(z0) = s tb / (1 + t tb) with tb = N/P:
+        // below 0.1 N = tanh x from the series and P = 1, above N = ±(1 - e) and
+        // P = 1 + e (e = exp(-2|x|)); M = P (tanh x - x).
+        let series = tanh_minus_id_series_n::<TERMS, FMA>(x);
+        let (num, p, m) = if MODE == 0 || ax < 0.1 {
+            (x + series, 1.0, series)
         } else {
-            let e = exp_neg(-2.0 * if MODE == 2 && !small { z.abs() } else { ax });
-            (e, 1.0 / (1.0 + e))
+            let num = if x < 0.0 { e - 1.0 } else { 1.0 - e };
+            (num, 1.0 + e, madd::<FMA>(-x, 1.0 + e, num))
         };
-        // small/moderate moves: addition formula (series below 0.1)
-        let series = tanh_minus_id_series_n::<TERMS>(x);
-        let (tb, tmx) = if MODE == 0 || ax < 0.1 {
-            (x + series, series)
-        } else {
-            let tb = (1.0 - e) * r;
-            let tb = if x < 0.0 { -tb } else { tb };
-            (tb, tb - x)
-        };
-        let inv = 1.0 / (1.0 + t[i] * tb);
-        let mut d1 = s[i] * tb * inv;
-        let mut d2 = s[i] * (tmx - x * t[i] * tb) * inv;
-        let mut e1 = -d1 * (2.0 * t[i] + d1);
+        // the one division: by P + t N (>= (1 - tanh 0.5) P), or by 1 + e for large moves
+        let den = if MODE == 2 && !small { 1.0 + e } else { madd::<FMA>(t[i], num, p) };
+        let q = 1.0 / den;
+        let mut d1 = s[i] * num * q;
+        let mut d2 = s[i] * madd::<FMA>(-x * t[i], num, m) * q;
+        let mut e1 = -d1 * madd::<FMA>(2.0, t[i], d1);
         if MODE == 2 {
-            // large moves: direct differences
-            let tz = (1.0 - e) * r;
-            let tz = if z < 0.0 { -tz } else { tz };
+            // large moves: direct differences, tanh z = ±(1 - e) q, sech² z = 4 e q²
+            let tz = if z < 0.0 { e - 1.0 } else { 1.0 - e } * q;
             let d1b = tz - t[i];
-            d2 = if small { d2 } else { d1b - s[i] * x };
-            e1 = if small { e1 } else { 4.0 * e * r * r - s[i] };
+            d2 = if small { d2 } else { madd::<FMA>(-s[i], x, d1b) };
+            e1 = if small { e1 } else { madd::<FMA>(4.0 * e * q, q, -s[i]) };
             d1 = if small { d1 } else { d1b };
         }
-        d1o[i] = scale[0] * d1;
-        d2o[i] = scale[1] * d2;
-        e1o[i] = scale[2] * e1;
+        d1o[i] = d1;
+        d2o[i] = d2;
+        e1o[i] = e1;
+    }
+}
+
+/// a b + c, fused where the target has FMA (a compile-time choice per target).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
     }
 }
 
@@ -288,21 +307,21 @@ fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64]
 /// (truncation < 1e-17 relative), and 2^k assembled from bits. Below -708 it
 /// returns exp(-708) instead of a subnormal, far below anything it is added to.
 #[inline(always)]
-fn exp_neg(x: f64) -> f64 {
+fn exp_neg<const FMA: bool>(x: f64) -> f64 {
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     let x = x.max(-708.0);
     let kk = x * std::f64::consts::LOG2_E + SHIFT;
     let k = kk - SHIFT;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let r = madd::<FMA>(-k, LN2_LO, madd::<FMA>(-k, LN2_HI, x));
     let mut p = 1.0 / 6_227_020_800.0; // 1/13!
     let mut f = 6_227_020_800.0;
     for j in (1..13).rev() {
         f /= (j + 1) as f64;
-        p = p * r + 1.0 / f;
+        p = madd::<FMA>(p, r, 1.0 / f);
     }
-    p = p * r + 1.0;
+    p = madd::<FMA>(p, r, 1.0);
     // the low bits of kk hold k; (k + 1023) << 52 is 2^k
     let two_k = f64::from_bits(kk.to_bits().wrapping_add(1023) << 52);
     p * two_k
@@ -333,12 +352,12 @@ pub fn sech2(z: f64) -> f64 {
 /// free of the cancellation a direct subtraction would suffer).
 #[inline(always)]
 fn tanh_minus_id_series(b: f64) -> f64 {
-    tanh_minus_id_series_n::<7>(b)
+    tanh_minus_id_series_n::<7, false>(b)
 }
 
 /// The series with its first `K` terms (odd powers 3..2K+1).
 #[inline(always)]
-fn tanh_minus_id_series_n<const K: usize>(b: f64) -> f64 {
+fn tanh_minus_id_series_n<const K: usize, const FMA: bool>(b: f64) -> f64 {
     // Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
     // first omitted term of the full series is < 1e-17 relative for |b| < 0.1.
     const C: [f64; 7] = [
@@ -352,8 +371,8 @@ fn tanh_minus_id_series_n<const K: usize>(b: f64) -> f64 {
     ];
     let b2 = b * b;
     let mut acc = 0.0;
-    for c in C[..K].iter().rev() {
-        acc = acc * b2 + c;
+    for &c in C[..K].iter().rev() {
+        acc = madd::<FMA>(acc, b2, c);
     }
     acc * b2 * b
 }
@@ -550,7 +569,7 @@ mod tests {
         for (k, bound) in [(3, 1e-3), (4, 1e-2)] {
             for x in [bound, 0.7 * bound, 0.1 * bound, -bound] {
                 let full = tanh_minus_id_series(x);
-                let short = if k == 3 { tanh_minus_id_series_n::<3>(x) } else { tanh_minus_id_series_n::<4>(x) };
+                let short = if k == 3 { tanh_minus_id_series_n::<3, false>(x) } else { tanh_minus_id_series_n::<4, false>(x) };
                 assert!(((short - full) / full).abs() < 2e-16, "K = {k}, x = {x}: {short} vs {full}");
             }
         }
@@ -571,7 +590,8 @@ mod tests {
         for act in ALL {
             let z0: Vec<f64> = (0..37).map(|i| (i as f64 - 18.0) * 0.17).collect();
             let bases = Bases::new(act, &z0);
-            for scale in [1e-9, 1e-3, 0.05, 0.3] {
+            // every row variant: 3 and 4 series terms, series, addition formula, direct
+            for scale in [1e-9, 1e-5, 5e-3, 0.05, 0.3, 3.0] {
                 let b: Vec<f64> = (0..37).map(|i| scale * ((i * 7 % 11) as f64 / 11.0 - 0.5)).collect();
                 let (mut d1, mut d2, mut e1) = (vec![0.0; 37], vec![0.0; 37], vec![0.0; 37]);
                 act.delta_row(&bases, 0..37, &b, RowDelta { d1: &mut d1, d2: &mut d2, e1: &mut e1 });
@@ -591,7 +611,7 @@ mod tests {
         let mut worst: f64 = 0.0;
         for i in 0..=200_000 {
             let x = -700.0 * i as f64 / 200_000.0;
-            let (a, b) = (exp_neg(x), x.exp());
+            let (a, b) = (exp_neg::<false>(x), x.exp());
             worst = worst.max(((a - b) / b).abs());
         }
         assert!(worst < 4e-16, "{worst}");

@@ -160,14 +160,13 @@ impl<M: Model> DeviationFlow<M> {
         let a = self.alpha;
         if t != self.linear_t {
             self.linear.eval(t, &mut self.rbar, &mut self.u);
+            // dbar = J0^T (u/α): the scaling on the n-vector, not the p-vector
+            self.u.iter_mut().for_each(|v| *v /= a);
             self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
-            self.dbar.iter_mut().for_each(|db| *db /= a);
             self.linear_t = t;
         }
-        let inv_a2 = 1.0 / (a * a);
-        for ((d, db), si) in self.d.iter_mut().zip(&self.dbar).zip(s) {
-            *d = db + si * inv_a2;
-        }
+        self.d.copy_from_slice(&self.dbar);
+        crate::kernels::axpy(&mut self.d, 1.0 / (a * a), s);
     }
 
     /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.

@@ -48,6 +48,11 @@ pub fn scale_into(out: &mut [f64], a: f64, x: &[f64]) {
     scale_into_simd(out, a, x)
 }
 
+/// x *= a
+pub fn scale(x: &mut [f64], a: f64) {
+    x.iter_mut().for_each(|v| *v *= a);
+}
+
 /// out += a x
 pub fn axpy(out: &mut [f64], a: f64, x: &[f64]) {
     if out.len() < SHORT {
