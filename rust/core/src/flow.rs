@@ -155,23 +155,28 @@ impl<M: Model> DeviationFlow<M> {
         0.5 * self.r0.iter().map(|v| v * v).sum::<f64>()
     }
 
-    /// Fills rbar, dbar and d = dbar + s/α² at (t, s).
-    fn linear_part(&mut self, t: f64, s: &[f64]) {
-        let a = self.alpha;
+    /// Fills rbar and dbar at t.
+    fn linear_part(&mut self, t: f64) {
         if t != self.linear_t {
             self.linear.eval(t, &mut self.rbar, &mut self.u);
             // dbar = J0^T (u/α): the scaling on the n-vector, not the p-vector
+            let a = self.alpha;
             self.u.iter_mut().for_each(|v| *v /= a);
             self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
             self.linear_t = t;
         }
+    }
+
+    /// d = dbar + s/α².
+    fn deviation(&mut self, s: &[f64]) {
         self.d.copy_from_slice(&self.dbar);
-        crate::kernels::axpy(&mut self.d, 1.0 / (a * a), s);
+        crate::kernels::axpy(&mut self.d, 1.0 / (self.alpha * self.alpha), s);
     }
 
     /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.
     pub fn evaluate(&mut self, t: f64, s: &[f64]) {
-        self.linear_part(t, s);
+        self.linear_part(t);
+        self.deviation(s);
         self.nonlinear_part(s);
     }
 
@@ -194,22 +199,23 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
     }
 
     fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {
-        self.linear_part(t, s);
+        self.linear_part(t);
         let io = FusedIo {
-            d: &self.d,
+            dbar: &self.dbar,
             s,
             rbar: &self.rbar,
             alpha: self.alpha,
             e: &mut self.e,
             r: &mut self.r,
-            grad: &mut self.grad,
+            ds: &mut *ds,
         };
         if !self.model.fused_rhs(&mut self.ws, io) {
+            self.deviation(s);
             self.nonlinear_part(s);
             self.model.pullback(&mut self.ws, &self.e, &self.r, &mut self.grad);
-        }
-        for (o, g) in ds.iter_mut().zip(&self.grad) {
-            *o = self.alpha * g;
+            for (o, g) in ds.iter_mut().zip(&self.grad) {
+                *o = self.alpha * g;
+            }
         }
     }
 }

@@ -48,6 +48,15 @@ pub fn scale_into(out: &mut [f64], a: f64, x: &[f64]) {
     scale_into_simd(out, a, x)
 }
 
+/// out = a (x + b y)
+pub fn scaled_sum(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
+    if out.len() < SHORT {
+        out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (u, v))| *o = a * (u + b * v));
+        return;
+    }
+    scaled_sum_simd(out, a, x, b, y)
+}
+
 /// x *= a
 pub fn scale(x: &mut [f64], a: f64) {
     x.iter_mut().for_each(|v| *v *= a);
@@ -199,6 +208,16 @@ fn scale_into_simd(out: &mut [f64], a: f64, x: &[f64]) {
     }
 }
 
+/// out = a (x + b y)
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn scaled_sum_simd(out: &mut [f64], a: f64, x: &[f64], b: f64, y: &[f64]) {
+    let n = out.len();
+    let (x, y) = (&x[..n], &y[..n]);
+    for i in 0..n {
+        out[i] = a * (x[i] + b * y[i]);
+    }
+}
+
 /// out += a x
 #[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn axpy_simd(out: &mut [f64], a: f64, x: &[f64]) {
@@ -267,6 +286,9 @@ mod tests {
         assert!((dot(&x, &y) - plain).abs() < 1e-14);
         let plain3: f64 = (0..37).map(|i| x[i] * y[i] * x[i]).sum();
         assert!((dot3(&x, &y, &x) - plain3).abs() < 1e-14);
+        let mut out = vec![0.0; 37];
+        scaled_sum(&mut out, 2.0, &x, 3.0, &y);
+        assert!(out.iter().zip(x.iter().zip(&y)).all(|(o, (a, b))| (o - 2.0 * (a + 3.0 * b)).abs() < 1e-14));
         let mut out = y.clone();
         axpby_add(&mut out, 2.0, &x, -1.0, &y);
         assert!(out.iter().zip(&x).all(|(o, a)| (o - 2.0 * a).abs() < 1e-15));

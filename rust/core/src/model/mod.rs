@@ -81,10 +81,11 @@ pub trait Model: Send + Sync {
     /// out = ΔJ(d)^T y (p) at the deviation set last.
     fn djt_mul(&self, ws: &mut Self::Work, y: &[f64], out: &mut [f64]);
     /// Optional fused right-hand side of the deviation flow (see `flow.rs`): from
-    /// d = w - w0, s and rbar, writes e = r - rbar = -(J0 s)/α - α Rem(d), r and
-    /// grad = J0^T e + ΔJ(d)^T r in one pass over the model. Returns false when
-    /// the model has none (the flow then calls set_deviation, j0_mul, pullback).
-    /// Does not set the deviation used by dj_mul/djt_mul.
+    /// dbar, s and rbar (so d = w - w0 = dbar + s/α²), writes
+    /// e = r - rbar = -(J0 s)/α - α Rem(d), r and ds/dt = α (J0^T e + ΔJ(d)^T r)
+    /// in one pass over the model. Returns false when the model has none (the flow
+    /// then calls set_deviation, j0_mul, pullback). Does not set the deviation
+    /// used by dj_mul/djt_mul.
     fn fused_rhs(&self, _ws: &mut Self::Work, _io: FusedIo<'_>) -> bool {
         false
     }
@@ -97,13 +98,15 @@ pub trait Model: Send + Sync {
 
 /// Arguments of `Model::fused_rhs`.
 pub struct FusedIo<'a> {
-    pub d: &'a [f64],
+    /// wbar - w0
+    pub dbar: &'a [f64],
     pub s: &'a [f64],
     pub rbar: &'a [f64],
     pub alpha: f64,
     pub e: &'a mut [f64],
     pub r: &'a mut [f64],
-    pub grad: &'a mut [f64],
+    /// ds/dt
+    pub ds: &'a mut [f64],
 }
 
 /// Any model family, for batches and the bindings (static dispatch through

@@ -414,13 +414,16 @@ impl Model for TwoLayer {
 
     fn fused_rhs(&self, ws: &mut TwoLayerWork, io: super::FusedIo<'_>) -> bool {
         let (m, d) = (self.m, self.d);
-        let super::FusedIo { d: dev, s, rbar, alpha, e, r, grad } = io;
-        ws.da.copy_from_slice(&dev[..m]);
-        // One product per block gives both the pre-activation moves b = sqrt(m) X δU^T
-        // and X S_U^T (for J0 s).
-        kernels::scale_into(&mut ws.stack[..m * d], self.sqrt_m, &dev[m..]);
+        let super::FusedIo { dbar, s, rbar, alpha, e, r, ds } = io;
+        // the deviation d = dbar + s/α², written only where it is used: δa, and
+        // sqrt(m) δU stacked over S_U so that one product per block gives both the
+        // pre-activation moves b = sqrt(m) X δU^T and X S_U^T (for J0 s)
+        let inv_a2 = 1.0 / (alpha * alpha);
+        ws.da.copy_from_slice(&dbar[..m]);
+        kernels::axpy(&mut ws.da, inv_a2, &s[..m]);
+        kernels::scaled_sum(&mut ws.stack[..m * d], self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
         ws.stack[m * d..].copy_from_slice(&s[m..]);
-        let (ga, gu) = grad.split_at_mut(m);
+        let (ga, gu) = ds.split_at_mut(m);
         ga.fill(0.0);
         for (bi, rows) in self.blocks().enumerate() {
             let nb = rows.len();
@@ -442,9 +445,10 @@ impl Model for TwoLayer {
                 let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u * self.inv_sqrt_n);
                 e[j] = -(j0s / alpha + alpha * rem);
                 r[j] = rbar[j] + e[j];
+                // ds = α (J0^T e + ΔJ^T r): α goes into the row's coefficients
                 let c = &mut ws.cb[lj * m..(lj + 1) * m];
-                let (ea, ra) = (e[j] * self.inv_sqrt_mn, r[j] * self.inv_sqrt_mn);
-                let (ej, rj) = (e[j] * self.inv_sqrt_n, r[j] * self.inv_sqrt_n);
+                let (ea, ra) = (alpha * e[j] * self.inv_sqrt_mn, alpha * r[j] * self.inv_sqrt_mn);
+                let (ej, rj) = (alpha * e[j] * self.inv_sqrt_n, alpha * r[j] * self.inv_sqrt_n);
                 kernels::row_update(ga, s0, &ws.d1_row, ea, ra, c, a0, s1, &ws.e1_row, &ws.da, ej, rj);
             }
             self.ct_times_x_rows(&ws.cb, rows, gu, bi > 0);
@@ -557,10 +561,11 @@ mod tests {
             let m = TwoLayer::new(x, n, d, y, mw, act, 1, None, true).unwrap();
             let p = m.p();
             for scale in [1e-6, 0.3] {
-                let dev: Vec<f64> = (0..p).map(|k| scale * ((k * 13 % 7) as f64 / 7.0 - 0.5) / 70.0).collect();
+                let dbar: Vec<f64> = (0..p).map(|k| scale * ((k * 13 % 7) as f64 / 7.0 - 0.5) / 70.0).collect();
                 let s: Vec<f64> = (0..p).map(|k| ((k * 5 % 3) as f64 - 1.0) * 0.01).collect();
                 let rbar: Vec<f64> = (0..n).map(|j| 0.1 * j as f64).collect();
                 let alpha = 7.0;
+                let dev: Vec<f64> = dbar.iter().zip(&s).map(|(db, si)| db + si / (alpha * alpha)).collect();
                 let mut ws = m.work();
                 let (mut rem, mut j0s, mut grad) = (vec![0.0; n], vec![0.0; n], vec![0.0; p]);
                 m.set_deviation(&mut ws, &dev, &mut rem);
@@ -568,8 +573,9 @@ mod tests {
                 let e: Vec<f64> = (0..n).map(|j| -(j0s[j] / alpha + alpha * rem[j])).collect();
                 let r: Vec<f64> = (0..n).map(|j| rbar[j] + e[j]).collect();
                 m.pullback(&mut ws, &e, &r, &mut grad);
+                grad.iter_mut().for_each(|g| *g *= alpha);
                 let (mut ef, mut rf, mut gf) = (vec![0.0; n], vec![0.0; n], vec![0.0; p]);
-                let io = FusedIo { d: &dev, s: &s, rbar: &rbar, alpha, e: &mut ef, r: &mut rf, grad: &mut gf };
+                let io = FusedIo { dbar: &dbar, s: &s, rbar: &rbar, alpha, e: &mut ef, r: &mut rf, ds: &mut gf };
                 assert!(m.fused_rhs(&mut m.work(), io));
                 let close = |a: &[f64], b: &[f64]| {
                     let sc = b.iter().fold(0.0f64, |x, y| x.max(y.abs()));
