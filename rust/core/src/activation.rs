@@ -556,11 +556,19 @@ mod tests {
 
     #[test]
     fn saturated_units_stay_finite() {
+        let cases = [(30.0, -29.0), (-40.0, 39.0), (800.0, 1.0), (-800.0, -0.3)];
         for act in ALL {
-            for &(z0, b) in &[(30.0, -29.0), (-40.0, 39.0), (800.0, 1.0), (-800.0, -0.3)] {
+            for &(z0, b) in &cases {
                 let d = act.delta(&act.base(z0), b);
                 assert!(d.d1.is_finite() && d.d2.is_finite() && d.e1.is_finite(), "{act:?} {z0} {b}");
             }
+            // the vectorised row path, on a row (long enough for full vectors) of the cases
+            let z0: Vec<f64> = (0..32).map(|i| cases[i % 4].0).collect();
+            let b: Vec<f64> = (0..32).map(|i| cases[i % 4].1).collect();
+            let bases = Bases::new(act, &z0);
+            let (mut d1, mut d2, mut e1) = ([0.0; 32], [0.0; 32], [0.0; 32]);
+            act.delta_row(&bases, 0..32, &b, RowDelta { d1: &mut d1, d2: &mut d2, e1: &mut e1 });
+            assert!(d1.iter().chain(&d2).chain(&e1).all(|v| v.is_finite()), "{act:?} row");
         }
     }
 
