@@ -169,8 +169,7 @@ impl<M: Model> DeviationFlow<M> {
 
     /// d = dbar + s/α².
     fn deviation(&mut self, s: &[f64]) {
-        self.d.copy_from_slice(&self.dbar);
-        crate::kernels::axpy(&mut self.d, 1.0 / (self.alpha * self.alpha), s);
+        crate::kernels::scaled_sum(&mut self.d, 1.0, &self.dbar, 1.0 / (self.alpha * self.alpha), s);
     }
 
     /// Fills rbar, dbar, d, rem, e, r at (t, s) and sets the model's deviation.

@@ -419,8 +419,7 @@ impl Model for TwoLayer {
         // sqrt(m) δU stacked over S_U so that one product per block gives both the
         // pre-activation moves b = sqrt(m) X δU^T and X S_U^T (for J0 s)
         let inv_a2 = 1.0 / (alpha * alpha);
-        ws.da.copy_from_slice(&dbar[..m]);
-        kernels::axpy(&mut ws.da, inv_a2, &s[..m]);
+        kernels::scaled_sum(&mut ws.da, 1.0, &dbar[..m], inv_a2, &s[..m]);
         kernels::scaled_sum(&mut ws.stack[..m * d], self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
         ws.stack[m * d..].copy_from_slice(&s[m..]);
         let (ga, gu) = ds.split_at_mut(m);
