@@ -271,6 +271,26 @@ fn make_config(
     RunConfig::new(alpha, t_end, vec1(times), method, rtol, atol, max_steps, metrics).map_err(value_error)
 }
 
+/// The checked configuration of one run, its model and the model's spectrum.
+#[allow(clippy::too_many_arguments)]
+fn run_inputs(
+    py: Python<'_>,
+    model: &Bound<'_, Model>,
+    alpha: f64,
+    t_end: f64,
+    times: &PyReadonlyArray1<'_, f64>,
+    rtol: f64,
+    atol: f64,
+    method: &str,
+    max_steps: u64,
+    metrics: Option<Vec<String>>,
+) -> PyResult<(RunConfig, Arc<AnyModel>, Arc<Spectrum>)> {
+    let cfg = make_config(alpha, t_end, times, rtol, atol, method, max_steps, metrics)?;
+    let m = model.get();
+    cfg.check_model(m.inner.p()).map_err(value_error)?;
+    Ok((cfg, m.inner.clone(), m.spectrum(py)?))
+}
+
 /// A run's measurements and scalars as a dict of numpy arrays (truncated to the
 /// points reached).
 fn result_dict<'py>(py: Python<'py>, r: &RunResult, metrics: Metrics) -> PyResult<Bound<'py, PyDict>> {
@@ -323,11 +343,8 @@ fn simulate<'py>(
     max_steps: u64,
     metrics: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+    let (cfg, inner, spectrum) = run_inputs(py, model, alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
     let metrics = cfg.metrics;
-    let m = model.get();
-    cfg.check_model(m.inner.p()).map_err(value_error)?;
-    let (inner, spectrum) = (m.inner.clone(), m.spectrum(py)?);
     let r = compute(py, move || {
         let mut sim = AnySimulation::new(&inner, spectrum, cfg);
         sim.advance(usize::MAX, None, None);
@@ -360,11 +377,9 @@ impl Simulation {
         max_steps: u64,
         metrics: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+        let (cfg, inner, spectrum) = run_inputs(py, model, alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
         let metrics = cfg.metrics;
-        let m = model.get();
-        cfg.check_model(m.inner.p()).map_err(value_error)?;
-        let sim = AnySimulation::new(&m.inner, m.spectrum(py)?, cfg);
+        let sim = AnySimulation::new(&inner, spectrum, cfg);
         Ok(Simulation { sim: Arc::new(Mutex::new(sim)), metrics })
     }
 
