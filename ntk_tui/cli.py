@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .run import DEFAULT_ATOL, DEFAULT_RTOL
 
@@ -44,44 +44,31 @@ class UsageError(Exception):
 # =========================================================================== argument types
 
 
-def _positive_float(text: str) -> float:
+def _checked(text: str, convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Any:
+    """``convert(text)`` if it parses and passes ``ok``, else an argparse error saying it ``must be {what}``."""
     try:
-        v = float(text)
+        v = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number (got {text!r})") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a positive number (got {text})")
+        raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"must be {what} (got {text})")
     return v
+
+
+def _positive_float(text: str) -> float:
+    return _checked(text, float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text!r})") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text})")
-    return v
+    return _checked(text, float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number (got {text!r})") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number (got {text})")
-    return v
+    return _checked(text, int, lambda v: v >= 1, "a positive whole number")
 
 
 def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text})")
-    return v
+    return _checked(text, int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def _sign(text: str) -> int:
