@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual.binding import Binding
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ class TabbedScreen(LabScreen):
     terminal grows wide). The CSS classes ``-narrow``/``-wide`` and ``-tab-KEY``
     drive the layout.
     """
+
+    BINDINGS = [
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
+        Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
+    ]
 
     TABS: ClassVar[tuple[tuple[str, str], ...]] = ()
     TAB_STRIP: ClassVar[str] = ""
@@ -84,6 +90,8 @@ class WorkerScreen(TabbedScreen):
     worker checks ``_cancel`` and posts results back with ``_post``.
     """
 
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False)]
+
     RUN_BUTTON: ClassVar[str] = ""
     CANCEL_BUTTON: ClassVar[str] = ""
 
@@ -100,6 +108,13 @@ class WorkerScreen(TabbedScreen):
         self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
         self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
         self.refresh_bindings()
+
+    def action_leave_field(self) -> None:
+        """Escape from a text field moves the focus to the run button."""
+        from textual.widgets import Input
+
+        if isinstance(self.focused, Input):
+            self.query_one(f"#{self.RUN_BUTTON}").focus()
 
     def stop_all(self) -> None:
         """Ask the worker to stop (quitting must not wait for a long run to finish)."""

@@ -104,8 +104,6 @@ class HistoryScreen(TabbedScreen):
         Binding("s", "app.goto('sweep')", "Sweep", show=False),
         Binding("p", "app.presets", "Presets", show=False),
         Binding("f5", "reload", "Reload", show=False),
-        Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
-        Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
     ]
 
     def __init__(self) -> None:

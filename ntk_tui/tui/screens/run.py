@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from ._base import WorkerScreen
-from textual.widgets import Button, Footer, Input
+from textual.widgets import Button, Footer
 
 from ..config import FIELDS, FormError, RunConfig, validate_form
 from ..engine import EngineUnavailable, engine, integration_error_parts, summarize
@@ -51,9 +51,6 @@ class RunScreen(WorkerScreen):
         Binding("s", "app.goto('sweep')", "Sweep"),
         Binding("h", "app.goto('history')", "History"),
         Binding("e", "export", "Export"),
-        Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
-        Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
-        Binding("escape", "leave_field", "Leave field", show=False),
         Binding("f5", "run", "Run", show=False),
     ]
 
@@ -90,10 +87,6 @@ class RunScreen(WorkerScreen):
             " 3 NTK width sweep · 4 edge of the lazy regime.",
         )
         self.query_one(RunStatus).message("ready")
-
-    def action_leave_field(self) -> None:
-        if isinstance(self.focused, Input):
-            self.query_one("#run-button").focus()
 
     def set_hires(self, hires: Any) -> None:
         self.query_one(RunPlots).set_hires(hires)

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from ._base import WorkerScreen
-from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.widgets import Button, DataTable, Footer, Static
 
 from ..config import FIELDS, SWEEP_FIELDS, FormError, SweepConfig, validate_form, validate_sweep
 from ..engine import EngineUnavailable, engine
@@ -139,9 +139,6 @@ class SweepScreen(WorkerScreen):
         Binding("g", "app.goto('run')", "Single run"),
         Binding("h", "app.goto('history')", "History", show=False),
         Binding("e", "export", "Export"),
-        Binding("left_square_bracket", "tab(-1)", "Prev tab", show=False),
-        Binding("right_square_bracket", "tab(1)", "Next tab", show=False),
-        Binding("escape", "leave_field", "Leave field", show=False),
         Binding("f5", "run", "Run sweep", show=False),
     ]
 
@@ -190,10 +187,6 @@ class SweepScreen(WorkerScreen):
 
     # ---- layout --------------------------------------------------------------------
 
-
-    def action_leave_field(self) -> None:
-        if isinstance(self.focused, Input):
-            self.query_one("#sweep-run").focus()
 
     def set_hires(self, hires: Any) -> None:
         self.query_one("#sweep-plot", PlotPanel).set_hires(hires)
