@@ -481,21 +481,24 @@ def _check_metrics(metrics: Any) -> None:
         raise UsageError(f"unknown metric{'s' if len(bad) > 1 else ''} {', '.join(bad)}; accepted: {', '.join(known)}")
 
 
+def _section_with_family(args: argparse.Namespace, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The config file's tables (or none) and a copy of its ``key`` table, with ``--family`` applied."""
+    base = _load_config_file(args.config, key).to_dict() if args.config else {key: {}}
+    section = dict(base.get(key) or {})
+    if args.family:
+        if section.get("family") and section["family"] != args.family:
+            base = {key: {}, "integrator": base.get("integrator", {})}  # family changed: model tables no longer apply
+            section = {}
+        section["family"] = args.family
+    if "family" not in section:
+        raise UsageError("--family is required (converse, twolayer, quadratic or linear), or give --config FILE")
+    return base, section
+
+
 def _run_config_from_args(args: argparse.Namespace):
     from .config import RunConfig
 
-    if args.config:
-        base = _load_config_file(args.config, "run").to_dict()
-    else:
-        base = {"run": {}}
-    run = dict(base.get("run") or {})
-    if args.family:
-        if run.get("family") and run["family"] != args.family:
-            base = {"run": {}, "integrator": base.get("integrator", {})}  # family changed: model tables no longer apply
-            run = {}
-        run["family"] = args.family
-    if "family" not in run:
-        raise UsageError("--family is required (converse, twolayer, quadratic or linear), or give --config FILE")
+    base, run = _section_with_family(args, "run")
     if args.alpha is not None:
         run["alpha"] = args.alpha
     if args.T is not None:
@@ -515,18 +518,7 @@ def _run_config_from_args(args: argparse.Namespace):
 def _sweep_spec_from_args(args: argparse.Namespace):
     from .config import SweepSpec
 
-    if args.config:
-        base = _load_config_file(args.config, "sweep").to_dict()
-    else:
-        base = {"sweep": {}}
-    sw = dict(base.get("sweep") or {})
-    if args.family:
-        if sw.get("family") and sw["family"] != args.family:
-            base = {"sweep": {}, "integrator": base.get("integrator", {})}
-            sw = {}
-        sw["family"] = args.family
-    if "family" not in sw:
-        raise UsageError("--family is required (converse, twolayer, quadratic or linear), or give --config FILE")
+    base, sw = _section_with_family(args, "sweep")
     if args.alpha is not None and args.width is not None:
         raise UsageError("give --alpha or --width (alpha = sqrt(m)), not both")
     if args.alpha is not None:
