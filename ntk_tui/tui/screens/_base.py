@@ -94,6 +94,8 @@ class WorkerScreen(TabbedScreen):
 
     RUN_BUTTON: ClassVar[str] = ""
     CANCEL_BUTTON: ClassVar[str] = ""
+    #: The status line while a cancel takes effect.
+    CANCELLING: ClassVar[str] = "cancelling…"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,6 +110,13 @@ class WorkerScreen(TabbedScreen):
         self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
         self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
         self.refresh_bindings()
+
+    def action_cancel(self) -> None:
+        if self.running and self._cancel is not None:
+            self._cancel.set()
+            from ..widgets.summary import RunStatus
+
+            self.query_one(RunStatus).message(self.CANCELLING)
 
     def action_leave_field(self) -> None:
         """Escape from a text field moves the focus to the run button."""

@@ -190,11 +190,6 @@ class RunScreen(WorkerScreen):
             self.action_show_tab("gap")
         self._simulate(cfg, core, self._token, self._cancel)
 
-    def action_cancel(self) -> None:
-        if self.running and self._cancel is not None:
-            self._cancel.set()
-            self.query_one(RunStatus).message("cancelling…")
-
     def action_export(self) -> None:
         if self.current_run is None:
             self.notify("nothing to export yet: run something first", severity="warning")

@@ -128,6 +128,7 @@ class SweepScreen(WorkerScreen):
     TAB_STRIP = "sweep-tabs"
     RUN_BUTTON = "sweep-run"
     CANCEL_BUTTON = "sweep-cancel"
+    CANCELLING = "cancelling… (finished runs are kept)"
     NARROW_ONLY_TAB = "setup"
     WIDE_TAB = "plot"
 
@@ -336,11 +337,6 @@ class SweepScreen(WorkerScreen):
         if self._narrow and self._tab == "setup":
             self.action_show_tab("plot")
         self._sweep(scfg, spec, self._token, self._cancel)
-
-    def action_cancel(self) -> None:
-        if self.running and self._cancel is not None:
-            self._cancel.set()
-            self.query_one(RunStatus).message("cancelling… (finished runs are kept)")
 
     def action_export(self) -> None:
         if self.result is None:
