@@ -271,24 +271,11 @@ fn make_config(
     RunConfig::new(alpha, t_end, vec1(times), method, rtol, atol, max_steps, metrics).map_err(value_error)
 }
 
-/// The checked configuration of one run, its model and the model's spectrum.
-#[allow(clippy::too_many_arguments)]
-fn run_inputs(
-    py: Python<'_>,
-    model: &Bound<'_, Model>,
-    alpha: f64,
-    t_end: f64,
-    times: &PyReadonlyArray1<'_, f64>,
-    rtol: f64,
-    atol: f64,
-    method: &str,
-    max_steps: u64,
-    metrics: Option<Vec<String>>,
-) -> PyResult<(RunConfig, Arc<AnyModel>, Arc<Spectrum>)> {
-    let cfg = make_config(alpha, t_end, times, rtol, atol, method, max_steps, metrics)?;
+/// The model of a run configured by `cfg` (checked against it) and its spectrum.
+fn run_model(py: Python<'_>, model: &Bound<'_, Model>, cfg: &RunConfig) -> PyResult<(Arc<AnyModel>, Arc<Spectrum>)> {
     let m = model.get();
     cfg.check_model(m.inner.p()).map_err(value_error)?;
-    Ok((cfg, m.inner.clone(), m.spectrum(py)?))
+    Ok((m.inner.clone(), m.spectrum(py)?))
 }
 
 /// A run's measurements and scalars as a dict of numpy arrays (truncated to the
@@ -343,7 +330,8 @@ fn simulate<'py>(
     max_steps: u64,
     metrics: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (cfg, inner, spectrum) = run_inputs(py, model, alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+    let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+    let (inner, spectrum) = run_model(py, model, &cfg)?;
     let metrics = cfg.metrics;
     let r = compute(py, move || {
         let mut sim = AnySimulation::new(&inner, spectrum, cfg);
@@ -377,7 +365,8 @@ impl Simulation {
         max_steps: u64,
         metrics: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let (cfg, inner, spectrum) = run_inputs(py, model, alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+        let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
+        let (inner, spectrum) = run_model(py, model, &cfg)?;
         let metrics = cfg.metrics;
         let sim = AnySimulation::new(&inner, spectrum, cfg);
         Ok(Simulation { sim: Arc::new(Mutex::new(sim)), metrics })
