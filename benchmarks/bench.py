@@ -181,8 +181,8 @@ def w2(quick: bool) -> None:
     per_eval_engine = t_eng * threads / nf_eng.sum()  # core-seconds per evaluation
     per_eval_ref = t_ref / (nf_ref.mean() * runs)
     rate = matmul_rate()
-    # Products with X per evaluation of the two-flow right-hand side (each 2nmd flops):
-    # the engine 4 (J0^T u for wbar, X [dU; S_U]^T forward, C^T X backward), the
+    # Products of 2nmd flops per evaluation of the two-flow right-hand side: the
+    # engine 4 (J0^T u for wbar, X dU^T forward, S1 (a0 S_U) for J0 s, C^T X backward), the
     # reference 4 as well (one forward-backward pass, J0 and J0^T for wbar); a bare
     # gradient of the nonlinear flow alone would need 2.
     floor_engine = 8 * n * m * d / (rate * 1e9)

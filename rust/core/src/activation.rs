@@ -309,8 +309,8 @@ fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
 #[inline(always)]
 fn exp_neg<const FMA: bool>(x: f64) -> f64 {
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let x = x.max(-708.0);
     let kk = x * std::f64::consts::LOG2_E + SHIFT;
     let k = kk - SHIFT;

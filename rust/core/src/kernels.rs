@@ -163,26 +163,24 @@ impl WithSimd for MaxAbs<'_> {
     }
 }
 
-/// The arguments of `row_sums`: a0, d2, da, d1, s0, sa, s1, y2.
-struct RowSums<'a>([&'a [f64]; 8]);
+/// The arguments of `row_sums`: a0, d2, da, d1, s0, sa.
+struct RowSums<'a>([&'a [f64]; 6]);
 
 impl WithSimd for RowSums<'_> {
-    type Output = [f64; 3];
+    type Output = [f64; 2];
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> [f64; 3] {
+    fn with_simd<S: Simd>(self, simd: S) -> [f64; 2] {
         let n = self.0.iter().map(|x| x.len()).min().unwrap_or(0);
-        let v: [(&[S::f64s], &[f64]); 8] = std::array::from_fn(|k| S::as_simd_f64s(&self.0[k][..n]));
-        let [a0, d2, da, d1, s0, sa, s1, y2] = v.map(|x| x.0);
-        let mut out = lane_sums!(simd, a0.len(), 3, |i, acc| {
+        let v: [(&[S::f64s], &[f64]); 6] = std::array::from_fn(|k| S::as_simd_f64s(&self.0[k][..n]));
+        let [a0, d2, da, d1, s0, sa] = v.map(|x| x.0);
+        let mut out = lane_sums!(simd, a0.len(), 2, |i, acc| {
             acc[0] = simd.mul_add_f64s(a0[i], d2[i], simd.mul_add_f64s(da[i], d1[i], acc[0]));
             acc[1] = simd.mul_add_f64s(s0[i], sa[i], acc[1]);
-            acc[2] = simd.mul_add_f64s(simd.mul_f64s(a0[i], s1[i]), y2[i], acc[2]);
         });
-        let [a0, d2, da, d1, s0, sa, s1, y2] = v.map(|x| x.1);
+        let [a0, d2, da, d1, s0, sa] = v.map(|x| x.1);
         for i in 0..a0.len() {
             out[0] += a0[i] * d2[i] + da[i] * d1[i];
             out[1] += s0[i] * sa[i];
-            out[2] += a0[i] * s1[i] * y2[i];
         }
         out
     }
@@ -250,10 +248,9 @@ fn pullback_row_simd(c: &mut [f64], a0: &[f64], s1: &[f64], e: f64, da: &[f64], 
 }
 
 /// The two-layer net's per-row sums of the fused right-hand side:
-/// (Σ a0 d2 + δa d1, Σ s0 s_a, Σ a0 s1 y2) — Rem, and the two parts of J0 s.
-#[allow(clippy::too_many_arguments)]
-pub fn row_sums(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64], s1: &[f64], y2: &[f64]) -> [f64; 3] {
-    Arch::new().dispatch(RowSums([a0, d2, da, d1, s0, sa, s1, y2]))
+/// (Σ a0 d2 + δa d1, Σ s0 s_a) — Rem, and the a-part of J0 s.
+pub fn row_sums(a0: &[f64], d2: &[f64], da: &[f64], d1: &[f64], s0: &[f64], sa: &[f64]) -> [f64; 2] {
+    Arch::new().dispatch(RowSums([a0, d2, da, d1, s0, sa]))
 }
 
 /// The two-layer net's per-row update of the fused right-hand side: the a-part
@@ -294,10 +291,8 @@ mod tests {
         assert!(out.iter().zip(&x).all(|(o, a)| (o - 2.0 * a).abs() < 1e-15));
         let neg: Vec<f64> = x.iter().map(|v| -v).collect();
         assert_eq!(max_abs(&neg), x.iter().fold(0.0f64, |m, v| m.max(v.abs())));
-        let sums = row_sums(&x, &y, &y, &x, &x, &x, &y, &y);
-        let want = (0..37).fold([0.0; 3], |s, i| {
-            [s[0] + x[i] * y[i] + y[i] * x[i], s[1] + x[i] * x[i], s[2] + x[i] * y[i] * y[i]]
-        });
+        let sums = row_sums(&x, &y, &y, &x, &x, &x);
+        let want = (0..37).fold([0.0; 2], |s, i| [s[0] + x[i] * y[i] + y[i] * x[i], s[1] + x[i] * x[i]]);
         assert!(sums.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-13), "{sums:?} {want:?}");
         let mut c = vec![0.0; 37];
         pullback_row(&mut c, &x, &y, 2.0, &x, &y, 3.0);

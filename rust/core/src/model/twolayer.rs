@@ -53,13 +53,13 @@ pub struct TwoLayerWork {
     da: Vec<f64>,
     /// one row (m) of scratch
     row: Vec<f64>,
-    /// fused path: [sqrt(m) δU; S_U] stacked (2m x d)
+    /// fused path: sqrt(m) δU, then a0 ∘ S_U / sqrt(n) (each m x d)
     stack: Vec<f64>,
-    /// fused path: a block of X [sqrt(m) δU; S_U]^T (rows x 2m)
+    /// fused path: a block of the moves sqrt(m) X δU^T (rows x m)
     yb: Vec<f64>,
     /// a block of pullback coefficients (rows x m)
     cb: Vec<f64>,
-    /// q ∘ X (n x d) for J0^T q
+    /// q ∘ X (n x d) for J0^T q; in the fused path S1 (a0 ∘ S_U) / sqrt(n)
     qx: Vec<f64>,
     /// fused path: one row of D1 and E1
     d1_row: Vec<f64>,
@@ -324,7 +324,7 @@ impl Model for TwoLayer {
             da: vec![0.0; self.m],
             row: vec![0.0; self.m],
             stack: vec![0.0; 2 * self.m * self.d],
-            yb: vec![0.0; 2 * self.block_rows() * self.m],
+            yb: vec![0.0; self.block_rows() * self.m],
             cb: vec![0.0; self.block_rows() * self.m],
             qx: vec![0.0; self.n * self.d],
             d1_row: vec![0.0; self.m],
@@ -416,32 +416,46 @@ impl Model for TwoLayer {
         let (m, d) = (self.m, self.d);
         let super::FusedIo { dbar, s, rbar, alpha, e, r, ds } = io;
         // the deviation d = dbar + s/α², written only where it is used: δa, and
-        // sqrt(m) δU stacked over S_U so that one product per block gives both the
-        // pre-activation moves b = sqrt(m) X δU^T and X S_U^T (for J0 s)
+        // sqrt(m) δU, whose product with X gives the pre-activation moves
         let inv_a2 = 1.0 / (alpha * alpha);
+        let a0 = &self.w0[..m];
         kernels::scaled_sum(&mut ws.da, 1.0, &dbar[..m], inv_a2, &s[..m]);
-        kernels::scaled_sum(&mut ws.stack[..m * d], self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
-        ws.stack[m * d..].copy_from_slice(&s[m..]);
+        let (du, a0su) = ws.stack.split_at_mut(m * d);
+        kernels::scaled_sum(du, self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
+        // the U part of J0 s, x_j . (S1 (a0 ∘ S_U))_j / sqrt(n): one product with
+        // inner dimension m instead of an n x m product and a weighted row sum
+        for ((row, su), &a) in a0su.chunks_exact_mut(d).zip(s[m..].chunks_exact(d)).zip(a0) {
+            kernels::scale_into(row, a * self.inv_sqrt_n, su);
+        }
+        matmul(
+            MatMut::from_row_major_slice_mut(&mut ws.qx, self.n, d),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&self.base.s1, self.n, m),
+            MatRef::from_row_major_slice(a0su, m, d),
+            1.0,
+            Par::Seq,
+        );
         let (ga, gu) = ds.split_at_mut(m);
         ga.fill(0.0);
         for (bi, rows) in self.blocks().enumerate() {
             let nb = rows.len();
             matmul(
-                MatMut::from_row_major_slice_mut(&mut ws.yb[..nb * 2 * m], nb, 2 * m),
+                MatMut::from_row_major_slice_mut(&mut ws.yb[..nb * m], nb, m),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&self.x[rows.start * d..rows.end * d], nb, d),
-                MatRef::from_row_major_slice(&ws.stack, 2 * m, d).transpose(),
+                MatRef::from_row_major_slice(&ws.stack[..m * d], m, d).transpose(),
                 1.0,
                 Par::Seq,
             );
             for j in rows.clone() {
                 let (lj, rg) = (j - rows.start, j * m..(j + 1) * m);
-                let (yb, y2) = ws.yb[lj * 2 * m..(lj + 1) * 2 * m].split_at(m);
+                let yb = &ws.yb[lj * m..(lj + 1) * m];
                 let out = RowDelta { d1: &mut ws.d1_row, d2: &mut ws.row, e1: &mut ws.e1_row };
                 self.activation.delta_row(&self.base, rg.clone(), yb, out);
-                let (s0, s1, a0) = (&self.base.s0[rg.clone()], &self.base.s1[rg], &self.w0[..m]);
-                let [rem, j0s_a, j0s_u] = kernels::row_sums(a0, &ws.row, &ws.da, &ws.d1_row, s0, &s[..m], s1, y2);
-                let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u * self.inv_sqrt_n);
+                let (s0, s1) = (&self.base.s0[rg.clone()], &self.base.s1[rg]);
+                let [rem, j0s_a] = kernels::row_sums(a0, &ws.row, &ws.da, &ws.d1_row, s0, &s[..m]);
+                let j0s_u = dot(&self.x[j * d..(j + 1) * d], &ws.qx[j * d..(j + 1) * d]);
+                let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u);
                 e[j] = -(j0s / alpha + alpha * rem);
                 r[j] = rbar[j] + e[j];
                 // ds = α (J0^T e + ΔJ^T r): α goes into the row's coefficients
