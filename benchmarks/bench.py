@@ -42,7 +42,7 @@ def reference_gaps(X, y, m, w0, alpha, T, times, rtol, atol):
         return S @ a / (sm * sn), S
 
     def grad(w, S, r):
-        """J(w)^T r from the activations of `output(w)`: one pass forward, one back."""
+        """J(w)^T r from the activations `output(w)` returned: the backward pass only."""
         ga = S.T @ r / (sm * sn)
         C = (1.0 - S * S) * w[:m] * r[:, None] / sn
         return np.concatenate([ga, (C.T @ X).ravel()])

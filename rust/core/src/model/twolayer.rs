@@ -53,8 +53,10 @@ pub struct TwoLayerWork {
     da: Vec<f64>,
     /// one row (m) of scratch
     row: Vec<f64>,
-    /// fused path: sqrt(m) δU, then a0 ∘ S_U / sqrt(n) (each m x d)
-    stack: Vec<f64>,
+    /// fused path: sqrt(m) δU (m x d)
+    du: Vec<f64>,
+    /// fused path: a0 ∘ S_U / sqrt(n) (m x d)
+    a0_su: Vec<f64>,
     /// fused path: a block of the moves sqrt(m) X δU^T (rows x m)
     yb: Vec<f64>,
     /// a block of pullback coefficients (rows x m)
@@ -323,7 +325,8 @@ impl Model for TwoLayer {
             e1: vec![0.0; nm],
             da: vec![0.0; self.m],
             row: vec![0.0; self.m],
-            stack: vec![0.0; 2 * self.m * self.d],
+            du: vec![0.0; self.m * self.d],
+            a0_su: vec![0.0; self.m * self.d],
             yb: vec![0.0; self.block_rows() * self.m],
             cb: vec![0.0; self.block_rows() * self.m],
             qx: vec![0.0; self.n * self.d],
@@ -420,18 +423,17 @@ impl Model for TwoLayer {
         let inv_a2 = 1.0 / (alpha * alpha);
         let a0 = &self.w0[..m];
         kernels::scaled_sum(&mut ws.da, 1.0, &dbar[..m], inv_a2, &s[..m]);
-        let (du, a0su) = ws.stack.split_at_mut(m * d);
-        kernels::scaled_sum(du, self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
+        kernels::scaled_sum(&mut ws.du, self.sqrt_m, &dbar[m..], inv_a2, &s[m..]);
         // the U part of J0 s, x_j . (S1 (a0 ∘ S_U))_j / sqrt(n): one product with
         // inner dimension m instead of an n x m product and a weighted row sum
-        for ((row, su), &a) in a0su.chunks_exact_mut(d).zip(s[m..].chunks_exact(d)).zip(a0) {
+        for ((row, su), &a) in ws.a0_su.chunks_exact_mut(d).zip(s[m..].chunks_exact(d)).zip(a0) {
             kernels::scale_into(row, a * self.inv_sqrt_n, su);
         }
         matmul(
             MatMut::from_row_major_slice_mut(&mut ws.qx, self.n, d),
             Accum::Replace,
             MatRef::from_row_major_slice(&self.base.s1, self.n, m),
-            MatRef::from_row_major_slice(a0su, m, d),
+            MatRef::from_row_major_slice(&ws.a0_su, m, d),
             1.0,
             Par::Seq,
         );
@@ -443,7 +445,7 @@ impl Model for TwoLayer {
                 MatMut::from_row_major_slice_mut(&mut ws.yb[..nb * m], nb, m),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&self.x[rows.start * d..rows.end * d], nb, d),
-                MatRef::from_row_major_slice(&ws.stack[..m * d], m, d).transpose(),
+                MatRef::from_row_major_slice(&ws.du, m, d).transpose(),
                 1.0,
                 Par::Seq,
             );
