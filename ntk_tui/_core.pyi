@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_ATOL",
     "DEFAULT_RTOL",
     "Linear",
+    "MAX_THREADS",
     "METRICS",
     "Model",
     "Quadratic",
@@ -33,6 +34,7 @@ METRICS: list[str]
 ACTIVATIONS: list[str]
 DEFAULT_RTOL: float
 DEFAULT_ATOL: float
+MAX_THREADS: int
 
 _F64 = npt.NDArray[np.float64]
 
@@ -57,8 +59,8 @@ class Model:
     def lip_dh_bound(self, rho: float) -> float: ...
     def lip_h_bound(self, rho: float) -> float: ...
     def r0(self, alpha: float) -> float: ...
-    def h(self, w: _F64) -> _F64: ...
-    def jacobian(self, w: _F64) -> _F64: ...
+    def h(self, w: npt.ArrayLike) -> _F64: ...
+    def jacobian(self, w: npt.ArrayLike) -> _F64: ...
     def kernel0(self) -> _F64: ...
 
 @final
@@ -73,12 +75,12 @@ class TwoLayer(Model):
 
     def __new__(
         cls,
-        X: _F64,
-        y: _F64,
+        X: npt.ArrayLike,
+        y: npt.ArrayLike,
         m: int,
         activation: str = "tanh",
         seed: int = 0,
-        w0: _F64 | None = None,
+        w0: npt.ArrayLike | None = None,
         centered: bool = True,
     ) -> TwoLayer: ...
 

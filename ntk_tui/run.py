@@ -21,6 +21,7 @@ Model = _core.Model
 METRICS: tuple[str, ...] = tuple(_core.METRICS)
 DEFAULT_RTOL: float = _core.DEFAULT_RTOL
 DEFAULT_ATOL: float = _core.DEFAULT_ATOL
+MAX_THREADS: int = _core.MAX_THREADS
 DEFAULT_METHOD = "dop853"
 DEFAULT_MAX_STEPS = 1_000_000
 DEFAULT_POINTS = 64
@@ -68,6 +69,23 @@ def _positive(name: str, x: Any) -> float:
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a positive finite number (got {x!r})")
     return v
+
+
+def _number(name: str, x: Any) -> float:
+    """A float for the core, which checks the range and names ``name`` in its errors."""
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"{name} must be a number (got {x!r})")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (got {x!r})") from None
+
+
+def _whole(name: str, x: Any, low: int, high: int) -> int:
+    """An integer in [low, high]; bools and floats are refused rather than coerced."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or not low <= x <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}] (got {x!r})")
+    return int(x)
 
 
 def _times(times: Any, T: float) -> np.ndarray:
@@ -179,7 +197,7 @@ class Run:
         k = len(kw["times"])
         for name in ("output", "output_lin"):
             arr = np.asarray(kw[name], dtype=np.float64)
-            kw[name] = arr.reshape(k, -1) if k else arr.reshape(0, 0)
+            kw[name] = arr.reshape(k, -1) if k else arr.reshape(0, kw["params"].get("n", 1))
         kw["metrics"] = tuple(kw["metrics"])
         return cls(**kw)
 
@@ -207,8 +225,9 @@ def _make_run(model: Model, raw: dict[str, Any]) -> Run:
     )
 
 
-def _with_options(raw: dict[str, Any], method: str, rtol: float, atol: float) -> dict[str, Any]:
-    raw["stats"].update(method=method, rtol=rtol, atol=atol)
+def _with_options(raw: dict[str, Any], atol: float) -> dict[str, Any]:
+    """Adds the requested atol to the stats (the core reports the method and the rtol it used)."""
+    raw["stats"]["atol"] = float(atol)
     return raw
 
 
@@ -239,16 +258,18 @@ def simulate(
     """
     _check_model(model)
     T = _positive("T", T)
-    raw = _core.simulate(
-        model, float(alpha), T, _times(times, T), float(rtol), float(atol), str(method), _steps(max_steps), _metrics(metrics)
+    raw = _core.simulate(model, *_run_args(alpha, T, times, rtol, atol, method, max_steps, metrics))
+    return _raise_if_failed(_make_run(model, _with_options(raw, atol)))
+
+
+def _run_args(
+    alpha: Any, T: float, times: Any, rtol: Any, atol: Any, method: Any, max_steps: Any, metrics: Iterable[str] | None
+) -> tuple[float, float, np.ndarray, float, float, str, int, list[str] | None]:
+    """The core's run arguments after the model (T already checked positive)."""
+    return (
+        _number("alpha", alpha), T, _times(times, T), _number("rtol", rtol), _number("atol", atol), str(method),
+        _whole("max_steps", max_steps, 1, 2**64 - 1), _metrics(metrics),
     )
-    return _raise_if_failed(_make_run(model, _with_options(raw, method, rtol, atol)))
-
-
-def _steps(max_steps: Any) -> int:
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer (got {max_steps!r})")
-    return int(max_steps)
 
 
 class Simulation:
@@ -276,16 +297,16 @@ class Simulation:
         _check_model(model)
         T = _positive("T", T)
         self.model = model
-        self._opts = (method, rtol, atol)
-        self._sim = _core.Simulation(
-            model, float(alpha), T, _times(times, T), float(rtol), float(atol), str(method), _steps(max_steps), _metrics(metrics)
-        )
+        self._atol = atol
+        self._sim = _core.Simulation(model, *_run_args(alpha, T, times, rtol, atol, method, max_steps, metrics))
 
     def advance(self, max_points: int | None = None, max_seconds: float | None = None) -> dict[str, np.ndarray]:
         """Measures the next requested times; raises IntegrationError if the run fails."""
-        if max_points is not None and int(max_points) < 1:
-            raise ValueError(f"max_points must be at least 1 (got {max_points})")
-        first, count = self._sim.advance(None if max_points is None else int(max_points), max_seconds)
+        if max_points is not None:
+            max_points = _whole("max_points", max_points, 1, 2**63 - 1)
+        if max_seconds is not None:
+            max_seconds = _number("max_seconds", max_seconds)
+        first, count = self._sim.advance(max_points, max_seconds)
         run = self.result()
         if run.status.startswith("failed"):
             raise IntegrationError(run.status.removeprefix("failed: "), run)
@@ -315,7 +336,7 @@ class Simulation:
 
     def result(self) -> Run:
         """The run so far (complete once ``done``)."""
-        return _make_run(self.model, _with_options(self._sim.result(), *self._opts))
+        return _make_run(self.model, _with_options(self._sim.result(), self._atol))
 
 
 @dataclass(frozen=True)
@@ -373,12 +394,12 @@ class Batch:
 class BatchJob:
     """A batch running in the background: poll ``progress``, ``cancel()``, ``wait()``, ``result()``."""
 
-    def __init__(self, job: Any, models: tuple[Model, ...], alphas: np.ndarray, paired: bool, opts: tuple[str, float, float]) -> None:
+    def __init__(self, job: Any, models: tuple[Model, ...], alphas: np.ndarray, paired: bool, atol: float) -> None:
         self._job = job
         self._models = models
         self._alphas = alphas
         self._paired = paired
-        self._opts = opts
+        self._atol = atol
         self._batch: Batch | None = None
 
     @property
@@ -396,8 +417,11 @@ class BatchJob:
         return bool(self._job.done)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Waits (GIL released) up to ``timeout`` seconds; True when finished."""
-        return bool(self._job.wait(timeout))
+        """Waits (GIL released) up to ``timeout`` seconds (None or inf: until the end); True when finished.
+
+        Any number of threads may wait at once.
+        """
+        return bool(self._job.wait(None if timeout is None else _number("timeout", timeout)))
 
     def result(self) -> Batch:
         """The batch (waits for the end)."""
@@ -406,7 +430,7 @@ class BatchJob:
             runs: list[Run] = []
             for idx, raw in enumerate(raws):
                 i = idx if self._paired else idx // len(self._alphas)
-                runs.append(_make_run(self._models[i], _with_options(raw, *self._opts)))
+                runs.append(_make_run(self._models[i], _with_options(raw, self._atol)))
             width = 1 if self._paired else len(self._alphas)
             rows = tuple(tuple(runs[r * width : (r + 1) * width]) for r in range(len(runs) // max(width, 1)))
             self._batch = Batch(self._models, self._alphas, self._paired, rows)
@@ -441,14 +465,12 @@ def start_batch(
         jobs = [(i, float(a)) for i, a in enumerate(alphas_arr)]
     else:
         jobs = [(i, float(a)) for i in range(len(models)) for a in alphas_arr]
-    if threads is not None and (isinstance(threads, bool) or int(threads) < 1):
-        raise ValueError(f"threads must be a positive integer or None (got {threads!r})")
+    if threads is not None:
+        threads = _whole("threads", threads, 1, MAX_THREADS)
     T = _positive("T", T)
-    job = _core.start_batch(
-        list(models), jobs, T, _times(times, T), float(rtol), float(atol), str(method), _steps(max_steps),
-        _metrics(metrics), None if threads is None else int(threads),
-    )
-    return BatchJob(job, models, alphas_arr, paired, (method, rtol, atol))
+    args = _run_args(1.0, T, times, rtol, atol, method, max_steps, metrics)[1:]
+    job = _core.start_batch(list(models), jobs, *args, threads)
+    return BatchJob(job, models, alphas_arr, paired, atol)
 
 
 def simulate_batch(
@@ -471,7 +493,12 @@ def simulate_batch(
     sink the batch. Results are identical whatever ``threads`` is.
     """
     job = start_batch(models, alphas, T, times, rtol, atol, method, max_steps, metrics, threads, paired)
-    job.wait()
+    try:
+        while not job.wait(0.1):  # short waits, so that Ctrl-C gets through
+            pass
+    except BaseException:
+        job.cancel()
+        raise
     return job.result()
 
 

@@ -63,6 +63,33 @@ def test_one_diverging_model_does_not_sink_the_batch() -> None:
     assert np.isfinite(batch.gap[0, 0]).all() and np.isfinite(batch.gap[2, 0]).all()
 
 
+def test_a_model_with_an_overflowing_kernel_fails_in_its_slots_only() -> None:
+    X, y = nt.datasets.sphere(16, 4, seed=0)
+    huge = nt.TwoLayer(X, y, m=8, w0=np.r_[np.full(8, 1e160), np.full(32, 0.01)])
+    batch = nt.simulate_batch([nets(1)[0], huge], [1.0, 10.0], 5.0, metrics=["gap"])
+    assert (batch.status[0] == "ok").all(), batch.status
+    for s in batch.status[1]:
+        assert s.startswith("failed: model: the initial kernel K0") and "not finite" in s, s
+    assert np.isfinite(batch.gap[0]).all()
+
+
+def test_any_number_of_threads_can_wait_for_a_batch() -> None:
+    job = nt.start_batch(nets(2, m=256), [1.0, 10.0], 300.0, metrics=["gap"])
+    got: list[tuple[bool, tuple[int, ...]]] = []
+
+    def waiter() -> None:
+        got.append((job.wait(), job.result().gap.shape))
+
+    threads = [threading.Thread(target=waiter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert job.wait(float("inf"))  # inf means until the end, like None
+    for t in threads:
+        t.join()
+    assert got == [(True, (2, 2, 64))] * 3
+    assert job.wait(0.0) and job.done
+
+
 def test_progress_is_monotone_and_cancel_keeps_finished_runs() -> None:
     models = nets(2, m=512)
     alphas = np.geomspace(1, 1e4, 16)

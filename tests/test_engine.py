@@ -6,7 +6,10 @@ the *original* variables w and wbar), never from the engine's own formulas.
 
 from __future__ import annotations
 
+import _thread
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -164,6 +167,19 @@ def test_gap_is_accurate_from_alpha_1e_minus_1_to_1e8() -> None:
         assert run.gap[-1] == pytest.approx(expected, rel=1e-5), alpha
 
 
+@pytest.mark.parametrize("c", [1e-8, 1.0, 1e6])
+def test_default_accuracy_does_not_depend_on_the_units_of_the_data(c: float) -> None:
+    # Scaling y by c and alpha by c leaves the trajectory unchanged and scales the
+    # gap by c (THEORY.md: only R0 and kappa matter), so the run on (c y, c alpha)
+    # at default tolerances must match the scipy reference on (y, alpha).
+    X, y = nt.datasets.sphere(6, 3, seed=5)
+    model = nt.TwoLayer(X, c * y, m=12, seed=5)
+    refm = ref.twolayer_model(X, y, 12, model.w0)
+    T, alpha = 20.0, 10.0
+    run = nt.simulate(model, c * alpha, T, [T])
+    assert run.gap[-1] / c == pytest.approx(ref.run_model(refm, alpha, np.array([T])).gap[-1], rel=1e-5)
+
+
 def test_kernel_drift_is_accurate_at_large_alpha() -> None:
     # ||K_T - K0|| is O(1/alpha): alpha * drift converges; compare alpha = 1e6 and
     # 1e8 with the scipy reference's value extrapolated from alpha = 200, 400.
@@ -313,6 +329,48 @@ def test_simulation_chunks_equal_simulate() -> None:
     assert sim.result().stats["nfev"] == full.stats["nfev"]
 
 
+def _slow_model() -> nt.Model:
+    """A run to T = 1e5 of this model takes tens of seconds."""
+    X, y = nt.datasets.sphere(64, 8, seed=0)
+    return nt.TwoLayer(X, y, m=1024)
+
+
+def test_ctrl_c_interrupts_a_long_run_and_a_batch() -> None:
+    model = _slow_model()
+    for call in (
+        lambda: nt.simulate(model, 1.0, 1e5, metrics=["gap"]),
+        lambda: nt.simulate_batch([model], [1.0, 2.0], 1e5, metrics=["gap"]),
+    ):
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        t0 = time.perf_counter()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        # not a speed assertion: the interrupt is honoured long before the end
+        assert time.perf_counter() - t0 < 5.0
+
+
+def test_reading_a_simulation_does_not_hold_up_other_threads() -> None:
+    sim = nt.Simulation(_slow_model(), 1.0, 1e5, metrics=["gap"])
+    worker = threading.Thread(target=sim.advance, kwargs={"max_seconds": 1.5})
+    worker.start()
+    time.sleep(0.2)
+    ticks = [0]
+
+    def ticker() -> None:
+        while worker.is_alive():
+            ticks[0] += 1
+            time.sleep(0.005)
+
+    threading.Thread(target=ticker).start()
+    before = ticks[0]
+    t = sim.t  # waits for the advance, without the GIL
+    during = ticks[0] - before
+    worker.join()
+    assert t > 0 and sim.n_done > 0
+    assert during >= 20, during  # about 1.3 s of 5 ms ticks while the read waited
+
+
 def test_metrics_selection_skips_the_rest() -> None:
     model, _ = small_net()
     run = nt.simulate(model, 10.0, 10.0, metrics=["gap"])
@@ -339,6 +397,21 @@ def test_run_round_trips_through_dict() -> None:
     np.testing.assert_array_equal(back.gap, run.gap)
     np.testing.assert_array_equal(back.output, run.output)
     assert back.kappa == run.kappa and back.params == run.params
+
+
+def test_an_empty_run_round_trips_with_its_output_shape() -> None:
+    model, _ = small_net()
+    empty = nt.Simulation(model, 1.0, 1.0).result()  # nothing measured yet
+    back = nt.Run.from_dict(empty.to_dict())
+    assert empty.output.shape == back.output.shape == (0, model.n)
+
+
+def test_stats_report_what_the_integrator_used() -> None:
+    model, _ = small_net()
+    run = nt.simulate(model, 1.0, 1.0, method="RK45", rtol=1e-20, atol=1e-9)
+    assert run.stats["method"] == "dopri5"
+    assert run.stats["rtol"] == 100 * np.finfo(float).eps  # raised, like scipy's
+    assert run.stats["atol"] == 1e-9
 
 
 def test_bounds_are_evaluated_on_the_run_grid() -> None:

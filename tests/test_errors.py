@@ -15,6 +15,8 @@ X, Y = nt.datasets.sphere(6, 3, seed=0)
 NET = nt.TwoLayer(X, Y, m=8)
 NAN = float("nan")
 INF = float("inf")
+# finite initial weights whose kernel K0 overflows
+HUGE = nt.TwoLayer(X, Y, m=8, w0=np.r_[np.full(8, 1e160), np.full(24, 0.01)])
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,26 @@ INF = float("inf")
         (lambda: nt.lemma_3_3(np.eye(2), np.eye(3), 1.0), ["B", "shape"]),
         (lambda: nt.lemma_3_3(np.eye(2), np.eye(2), -1.0), ["t"]),
         (lambda: nt.Simulation(NET, 1.0, 1.0).advance(max_seconds=-1.0), ["max_seconds"]),
+        (lambda: nt.Simulation(NET, 1.0, 1.0).advance(max_points=1.5), ["max_points"]),
+        (lambda: nt.TwoLayer(X, Y[:, None], m=8), ["y", "1-D", "(6, 1)"]),
+        (lambda: nt.TwoLayer(X[0], Y, m=8), ["X", "2-D"]),
+        (lambda: nt.TwoLayer(X, Y, m=-3), ["m", "whole number", "-3"]),
+        (lambda: nt.TwoLayer(X, Y, m=2**64), ["m", "whole number"]),
+        (lambda: nt.TwoLayer(X, Y, m=2.5), ["m", "2.5"]),
+        (lambda: nt.TwoLayer(X, Y, m=8, seed=-1), ["seed"]),
+        (lambda: nt.Quadratic(-1, 3), ["p", "whole number"]),
+        (lambda: nt.Linear(3, -2), ["n", "whole number"]),
+        (lambda: nt.Converse(1.0, 1.0, 1.0, sign=2**40), ["sign", "1 or -1"]),
+        (lambda: nt.simulate(NET, "abc", 1.0), ["alpha", "'abc'"]),
+        (lambda: nt.simulate(NET, 1.0, 1.0, atol=0.0), ["atol", "positive"]),
+        (lambda: nt.simulate(NET, 1.0, 1.0, max_steps=2**70), ["max_steps"]),
+        (lambda: nt.simulate(HUGE, 1.0, 1.0), ["model", "K0", "not finite"]),
+        (lambda: nt.Simulation(HUGE, 1.0, 1.0), ["model", "K0", "not finite"]),
+        (lambda: nt.simulate_batch([NET], [1.0], 1.0, threads=10**4), ["threads", "1024"]),
+        (lambda: nt.simulate_batch([NET], [1.0], 1.0, threads="2"), ["threads"]),
+        (lambda: nt.start_batch([NET], [1.0], 1.0).wait(NAN), ["timeout"]),
+        (lambda: nt.start_batch([NET], [1.0], 1.0).wait(-1.0), ["timeout"]),
+        (lambda: nt.lemma_3_3(np.eye(3) * 1e200, np.eye(3), 1.0), ["A^T A", "not finite"]),
     ],
 )
 def test_bad_input_names_parameter(call, words: list[str]) -> None:
@@ -76,6 +98,21 @@ def test_bad_input_names_parameter(call, words: list[str]) -> None:
     msg = str(info.value)
     for w in words:
         assert w in msg, f"{w!r} not in {msg!r}"
+
+
+def test_flags_are_not_coerced() -> None:
+    with pytest.raises(TypeError, match="centered: must be True or False"):
+        nt.TwoLayer(X, Y, m=8, centered=0)
+    with pytest.raises(TypeError, match="m: must be an integer"):
+        nt.TwoLayer(X, Y, m=True)
+
+
+def test_array_likes_are_converted() -> None:
+    """Lists, other dtypes and layouts give the model that float64 C arrays give."""
+    for Xa, Ya in [(X.tolist(), Y.tolist()), (np.asfortranarray(X), Y[::-1][::-1]), (X.astype(np.longdouble), Y)]:
+        net = nt.TwoLayer(Xa, Ya, m=8)
+        np.testing.assert_array_equal(net.kernel0(), NET.kernel0())
+        np.testing.assert_array_equal(net.h(NET.w0.tolist()), NET.h(NET.w0))
 
 
 def test_nothing_crashes_the_interpreter() -> None:

@@ -14,6 +14,13 @@ impl Error {
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Invalid { param: param.into(), message: message.into() }
     }
+
+    /// What is wrong, without the parameter name.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Invalid { message, .. } => message,
+        }
+    }
 }
 
 impl fmt::Display for Error {

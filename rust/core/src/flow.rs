@@ -13,6 +13,7 @@
 //! at any α (integrating w and subtracting outputs loses it from α ~ 1e4 on).
 //! The state s is O(1) both for α -> 0 and α -> ∞, so one rtol/atol fits all α.
 
+use crate::error::{Error, Result};
 use crate::linalg;
 use crate::model::{FusedIo, Model};
 use crate::ode::OdeSystem;
@@ -30,11 +31,13 @@ pub struct Spectrum {
 }
 
 impl Spectrum {
-    pub fn of<M: Model>(model: &M) -> Spectrum {
+    /// Fails (naming the model) when K0 overflows, e.g. for huge initial weights.
+    pub fn of<M: Model>(model: &M) -> Result<Spectrum> {
         let n = model.n();
-        let (mut lambda, vectors) = linalg::sym_eig(&model.kernel0(), n);
+        let (mut lambda, vectors) = linalg::sym_eig(&model.kernel0(), n, "model")
+            .map_err(|e| Error::invalid("model", format!("the initial kernel K0 = J0 J0^T {}", e.message())))?;
         lambda.iter_mut().for_each(|l| *l = l.max(0.0));
-        Spectrum { n, lambda, vectors }
+        Ok(Spectrum { n, lambda, vectors })
     }
 }
 

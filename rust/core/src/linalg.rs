@@ -1,12 +1,22 @@
 //! Dense linear algebra helpers (faer) and a Lanczos estimate of the spectral norm.
 
+use crate::error::{Error, Result};
 use faer::{Mat, MatRef, Side};
 
 /// Symmetric eigendecomposition of an n x n row-major matrix: (eigenvalues ascending,
-/// eigenvectors as the columns of a row-major n x n matrix).
-pub fn sym_eig(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+/// eigenvectors as the columns of a row-major n x n matrix). Errors name `param`
+/// when the matrix is not finite (overflow upstream) or the iteration fails.
+pub fn sym_eig(a: &[f64], n: usize, param: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+    if let Some(i) = a.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(
+            param,
+            format!("is not finite (entry {i} is {}): the inputs are too large for double precision", a[i]),
+        ));
+    }
     let m = MatRef::from_row_major_slice(a, n, n);
-    let evd = m.self_adjoint_eigen(Side::Lower).expect("symmetric eigendecomposition failed to converge");
+    let evd = m
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| Error::invalid(param, format!("its eigendecomposition did not converge ({e:?})")))?;
     let s = evd.S();
     let u = evd.U();
     let lambda: Vec<f64> = (0..n).map(|k| s[k]).collect();
@@ -16,7 +26,7 @@ pub fn sym_eig(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
             vecs[i * n + k] = u[(i, k)];
         }
     }
-    (lambda, vecs)
+    Ok((lambda, vecs))
 }
 
 /// Eigenvalues (ascending) of a symmetric n x n row-major matrix.
@@ -142,16 +152,16 @@ fn tridiag_norm(a: &[f64], b: &[f64]) -> f64 {
 /// Both sides of Lemma 3.3 for A (n x p) and B (n x p), row-major:
 /// (||exp(-(A+B)^T(A+B) t) - exp(-A^T A t)||_op, 2 sqrt(t) ||B||_op).
 /// The matrix exponentials come from symmetric eigendecompositions.
-pub fn lemma_3_3(a: &[f64], b: &[f64], rows: usize, cols: usize, t: f64) -> (f64, f64) {
+pub fn lemma_3_3(a: &[f64], b: &[f64], rows: usize, cols: usize, t: f64) -> Result<(f64, f64)> {
     let ab: Vec<f64> = a.iter().zip(b).map(|(x, y)| x + y).collect();
-    let e1 = expm_neg_gram(&ab, rows, cols, t);
-    let e0 = expm_neg_gram(a, rows, cols, t);
+    let e0 = expm_neg_gram(a, rows, cols, t, "A^T A")?;
+    let e1 = expm_neg_gram(&ab, rows, cols, t, "(A+B)^T (A+B)")?;
     let diff: Vec<f64> = e1.iter().zip(&e0).map(|(x, y)| x - y).collect();
-    (sym_op_norm(&diff, cols), 2.0 * t.sqrt() * op_norm_dense(b, rows, cols))
+    Ok((sym_op_norm(&diff, cols), 2.0 * t.sqrt() * op_norm_dense(b, rows, cols)))
 }
 
-/// exp(-M^T M t) (cols x cols) for M (rows x cols).
-fn expm_neg_gram(m: &[f64], rows: usize, cols: usize, t: f64) -> Vec<f64> {
+/// exp(-M^T M t) (cols x cols) for M (rows x cols); `name` names M^T M in errors.
+fn expm_neg_gram(m: &[f64], rows: usize, cols: usize, t: f64, name: &str) -> Result<Vec<f64>> {
     let mr = MatRef::from_row_major_slice(m, rows, cols);
     let g: Mat<f64> = mr.transpose() * mr;
     let mut flat = vec![0.0; cols * cols];
@@ -160,7 +170,7 @@ fn expm_neg_gram(m: &[f64], rows: usize, cols: usize, t: f64) -> Vec<f64> {
             flat[i * cols + j] = g[(i, j)];
         }
     }
-    let (lambda, v) = sym_eig(&flat, cols);
+    let (lambda, v) = sym_eig(&flat, cols, name)?;
     let mut out = vec![0.0; cols * cols];
     for i in 0..cols {
         for j in 0..cols {
@@ -171,7 +181,7 @@ fn expm_neg_gram(m: &[f64], rows: usize, cols: usize, t: f64) -> Vec<f64> {
             out[i * cols + j] = s;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -211,10 +221,19 @@ mod tests {
             let (r, c) = (3 + trial % 4, 2 + trial % 5);
             let a = rng.normal_vec(r * c, 1.0);
             let b = rng.normal_vec(r * c, 0.3);
-            let (lhs, rhs) = lemma_3_3(&a, &b, r, c, 0.7);
+            let (lhs, rhs) = lemma_3_3(&a, &b, r, c, 0.7).unwrap();
             assert!(lhs <= rhs, "{lhs} > {rhs}");
-            let (lhs0, rhs0) = lemma_3_3(&a, &vec![0.0; r * c], r, c, 0.7);
+            let (lhs0, rhs0) = lemma_3_3(&a, &vec![0.0; r * c], r, c, 0.7).unwrap();
             assert!(lhs0 < 1e-14 && rhs0 == 0.0);
         }
+    }
+
+    #[test]
+    fn overflowing_gram_matrices_are_errors_not_panics() {
+        let (big, one) = (vec![1e200; 6], vec![1.0; 6]);
+        let e = lemma_3_3(&big, &one, 3, 2, 1.0).unwrap_err().to_string();
+        assert!(e.starts_with("A^T A: is not finite"), "{e}");
+        let e = lemma_3_3(&one, &big, 3, 2, 1.0).unwrap_err().to_string();
+        assert!(e.starts_with("(A+B)^T (A+B): is not finite"), "{e}");
     }
 }

@@ -99,8 +99,9 @@ impl RunConfig {
         if !(rtol.is_finite() && rtol > 0.0 && rtol < 1.0) {
             return Err(Error::invalid("rtol", format!("must be a number in (0, 1) (got {rtol})")));
         }
-        if !(atol.is_finite() && atol >= 0.0) {
-            return Err(Error::invalid("atol", format!("must be a finite number >= 0 (got {atol})")));
+        if !(atol.is_finite() && atol > 0.0) {
+            // s(0) = 0, so a purely relative tolerance could never accept a first step
+            return Err(Error::invalid("atol", format!("must be a positive finite number (got {atol})")));
         }
         if max_steps == 0 {
             return Err(Error::invalid("max_steps", "must be at least 1 (got 0)"));
@@ -246,6 +247,9 @@ pub struct RunScalars {
 
 #[derive(Clone, Debug)]
 pub struct RunResult {
+    /// the integrator and the rtol it used (rtol is raised to 100 eps at least)
+    pub method: Method,
+    pub rtol: f64,
     pub scalars: RunScalars,
     pub measurements: Measurements,
     pub stats: Stats,
@@ -292,8 +296,13 @@ impl<M: Model> Simulation<M> {
             lip_h: model.lip_h(rho),
             kappa: cfg.t_end * lip_dh * r0.sqrt() / cfg.alpha,
         };
+        // The state s scales with R0 (scaling y* by c scales s by c²), so atol is
+        // taken relative to 2 R0 = ||r0||²: the accuracy does not depend on the
+        // units of the data.
+        let atol_scale = if r0 > 0.0 && r0.is_finite() { 2.0 * r0 } else { 1.0 };
+        let options = Options { atol: cfg.options.atol * atol_scale, ..cfg.options };
         Simulation {
-            solver: Solver::new(cfg.method, p, cfg.options),
+            solver: Solver::new(cfg.method, p, options),
             meas: Measurements::new(&cfg.times, n),
             cfg,
             flow,
@@ -400,6 +409,8 @@ impl<M: Model> Simulation<M> {
 
     pub fn result(&self) -> RunResult {
         RunResult {
+            method: self.cfg.method,
+            rtol: self.solver.options().rtol,
             scalars: self.scalars,
             measurements: self.meas.clone(),
             stats: if self.started { self.solver.stats() } else { Stats::default() },
@@ -478,11 +489,11 @@ impl<M: Model> Simulation<M> {
 }
 
 /// Runs one model to the end.
-pub fn simulate<M: Model>(model: Arc<M>, cfg: RunConfig) -> RunResult {
-    let spectrum = Arc::new(Spectrum::of(&*model));
+pub fn simulate<M: Model>(model: Arc<M>, cfg: RunConfig) -> Result<RunResult> {
+    let spectrum = Arc::new(Spectrum::of(&*model)?);
     let mut sim = Simulation::new(model, spectrum, cfg);
     sim.run_to_end(None);
-    sim.result()
+    Ok(sim.result())
 }
 
 #[cfg(test)]
@@ -507,7 +518,7 @@ mod tests {
     #[test]
     fn linear_model_has_zero_gap() {
         let m = Arc::new(Linear::new(12, 5, 1).unwrap());
-        let r = simulate(m, cfg(3.0, 50.0, geomspace(0.1, 50.0, 8), Metrics::ALL));
+        let r = simulate(m, cfg(3.0, 50.0, geomspace(0.1, 50.0, 8), Metrics::ALL)).unwrap();
         assert_eq!(r.status, Status::Done);
         assert!(r.measurements.gap.iter().all(|&g| g == 0.0), "{:?}", r.measurements.gap);
         assert!(r.measurements.kernel_drift.iter().all(|&g| g == 0.0));
@@ -521,7 +532,7 @@ mod tests {
         for &(alpha, t_end, r0) in &[(1.0, 1.0, 1.0), (50.0, 3.0, 0.2), (1e5, 40.0, 7.0)] {
             let lip = kappa * alpha / (t_end * f64::sqrt(r0));
             let m = Arc::new(Converse::new(t_end, r0, lip, 1).unwrap());
-            let r = simulate(m, cfg(alpha, t_end, vec![t_end], Metrics::GAP_ONLY));
+            let r = simulate(m, cfg(alpha, t_end, vec![t_end], Metrics::GAP_ONLY)).unwrap();
             assert!((r.scalars.kappa - kappa).abs() < 1e-12);
             vals.push(last_gap(&r) / r0.sqrt());
         }
@@ -535,7 +546,7 @@ mod tests {
         // gap(T) = (4/e²) kappa sqrt(R0) + O(kappa²): at kappa = 1e-6 the O(kappa)
         // relative correction is ~1e-6.
         let m = Arc::new(Converse::new(2.0, 0.5, 1e-6 * 10.0 / (2.0 * 0.5f64.sqrt()), 1).unwrap());
-        let r = simulate(m, cfg(10.0, 2.0, vec![2.0], Metrics::GAP_ONLY));
+        let r = simulate(m, cfg(10.0, 2.0, vec![2.0], Metrics::GAP_ONLY)).unwrap();
         let slope = last_gap(&r) / (r.scalars.kappa * r.scalars.r0.sqrt());
         let expected = 4.0 / std::f64::consts::E.powi(2);
         assert!((slope - expected).abs() < 1e-5, "{slope} vs {expected}");
@@ -555,7 +566,7 @@ mod tests {
         let scaled: Vec<f64> = [1e4, 1e6, 1e8]
             .iter()
             .map(|&a| {
-                let r = simulate(m.clone(), cfg(a, 10.0, vec![10.0], Metrics::GAP_ONLY));
+                let r = simulate(m.clone(), cfg(a, 10.0, vec![10.0], Metrics::GAP_ONLY)).unwrap();
                 assert_eq!(r.status, Status::Done);
                 a * last_gap(&r)
             })
@@ -568,7 +579,7 @@ mod tests {
     fn quadratic_respects_theorem_1_2() {
         for seed in 0..5 {
             let m = Arc::new(Quadratic::new(8, 3, 2.0, seed).unwrap());
-            let r = simulate(m, cfg(2.0, 5.0, geomspace(0.05, 5.0, 10), Metrics::ALL));
+            let r = simulate(m, cfg(2.0, 5.0, geomspace(0.05, 5.0, 10), Metrics::ALL)).unwrap();
             let s = r.scalars;
             for (i, &t) in r.measurements.times.iter().enumerate() {
                 let kappa = t * s.lip_dh * s.r0.sqrt() / s.alpha;
@@ -583,8 +594,8 @@ mod tests {
     fn chunks_equal_one_shot_and_failures_keep_partial_results() {
         let m = Arc::new(Quadratic::new(6, 2, 1.0, 3).unwrap());
         let times = geomspace(0.01, 20.0, 12);
-        let full = simulate(m.clone(), cfg(1.5, 20.0, times.clone(), Metrics::ALL));
-        let spectrum = Arc::new(Spectrum::of(&*m));
+        let full = simulate(m.clone(), cfg(1.5, 20.0, times.clone(), Metrics::ALL)).unwrap();
+        let spectrum = Arc::new(Spectrum::of(&*m).unwrap());
         let mut sim = Simulation::new(m.clone(), spectrum.clone(), cfg(1.5, 20.0, times.clone(), Metrics::ALL));
         while sim.advance(5, None, None) > 0 {}
         let chunked = sim.result();
@@ -603,7 +614,7 @@ mod tests {
     #[test]
     fn a_cancelled_run_that_has_not_started_evaluates_nothing() {
         let m = Arc::new(Quadratic::new(6, 2, 1.0, 3).unwrap());
-        let spectrum = Arc::new(Spectrum::of(&*m));
+        let spectrum = Arc::new(Spectrum::of(&*m).unwrap());
         let mut sim = Simulation::new(m, spectrum, cfg(1.5, 20.0, geomspace(0.01, 20.0, 12), Metrics::ALL));
         sim.advance(usize::MAX, None, Some(&AtomicBool::new(true)));
         let r = sim.result();
@@ -617,7 +628,7 @@ mod tests {
         use crate::ode::OdeSystem;
         fn check<M: Model>(model: M) {
             let model = Arc::new(model);
-            let spectrum = Arc::new(Spectrum::of(&*model));
+            let spectrum = Arc::new(Spectrum::of(&*model).unwrap());
             let mut flow = DeviationFlow::new(model.clone(), spectrum, 3.0);
             let p = model.p();
             let s: Vec<f64> = (0..p).map(|k| 1e-3 * (k % 7) as f64).collect();
@@ -646,14 +657,15 @@ mod tests {
         let mk = |a: f64, t: f64, times: Vec<f64>, rtol: f64, atol: f64| {
             RunConfig::new(a, t, times, "dop853", rtol, atol, 10, Metrics::ALL)
         };
-        assert!(e(mk(0.0, 1.0, vec![1.0], 1e-8, 0.0)).starts_with("alpha:"));
-        assert!(e(mk(1.0, -1.0, vec![1.0], 1e-8, 0.0)).starts_with("T:"));
-        assert!(e(mk(1.0, 1.0, vec![0.5, 0.2], 1e-8, 0.0)).contains("sorted"));
-        assert!(e(mk(1.0, 1.0, vec![0.5, 2.0], 1e-8, 0.0)).contains("[0, T]"));
-        assert!(e(mk(1.0, 1.0, vec![f64::NAN], 1e-8, 0.0)).starts_with("times:"));
-        assert!(e(mk(1.0, 1.0, vec![1.0], -1e-8, 0.0)).starts_with("rtol:"));
+        assert!(e(mk(0.0, 1.0, vec![1.0], 1e-8, 1e-12)).starts_with("alpha:"));
+        assert!(e(mk(1.0, -1.0, vec![1.0], 1e-8, 1e-12)).starts_with("T:"));
+        assert!(e(mk(1.0, 1.0, vec![0.5, 0.2], 1e-8, 1e-12)).contains("sorted"));
+        assert!(e(mk(1.0, 1.0, vec![0.5, 2.0], 1e-8, 1e-12)).contains("[0, T]"));
+        assert!(e(mk(1.0, 1.0, vec![f64::NAN], 1e-8, 1e-12)).starts_with("times:"));
+        assert!(e(mk(1.0, 1.0, vec![1.0], -1e-8, 1e-12)).starts_with("rtol:"));
         assert!(e(mk(1.0, 1.0, vec![1.0], 1e-8, -1.0)).starts_with("atol:"));
-        assert!(e(RunConfig::new(1.0, 1.0, vec![1.0], "euler", 1e-8, 0.0, 10, Metrics::ALL)).starts_with("method:"));
+        assert!(e(mk(1.0, 1.0, vec![1.0], 1e-8, 0.0)).starts_with("atol:"));
+        assert!(e(RunConfig::new(1.0, 1.0, vec![1.0], "euler", 1e-8, 1e-12, 10, Metrics::ALL)).starts_with("method:"));
         assert!(Metrics::parse(&["gap", "nope"]).unwrap_err().to_string().contains("accepted"));
     }
 }

@@ -8,13 +8,13 @@ use ntk_core::dispatch;
 use ntk_core::flow::Spectrum;
 use ntk_core::model::{AnyModel, Converse, Linear, Model as _, Quadratic, TwoLayer};
 use ntk_core::run::{Metrics, RunConfig, RunResult, Status};
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 fn value_error(e: ntk_core::Error) -> PyErr {
@@ -24,18 +24,93 @@ fn value_error(e: ntk_core::Error) -> PyErr {
 /// Runs `f` without the GIL; a panic inside becomes a RuntimeError instead of
 /// unwinding into the interpreter.
 fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(f))).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        PyRuntimeError::new_err(format!("internal error in the ntk_tui core: {msg}"))
-    })
+    py.detach(|| catch_unwind(AssertUnwindSafe(f)))
+        .map_err(|p| PyRuntimeError::new_err(format!("internal error in the ntk_tui core: {}", panic_text(&p))))
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn vec1(arr: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
     arr.as_array().iter().copied().collect()
+}
+
+/// A float64 array with `ndim` dimensions from anything `numpy.asarray` takes
+/// (lists, other dtypes, any memory layout), copied in row-major order with its
+/// shape. Errors name `param`.
+fn float_array(py: Python<'_>, param: &str, obj: &Bound<'_, PyAny>, ndim: usize) -> PyResult<(Vec<f64>, Vec<usize>)> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float64")?;
+    let arr = py
+        .import("numpy")?
+        .call_method("asarray", (obj,), Some(&kwargs))
+        .map_err(|e| PyTypeError::new_err(format!("{param}: must be an array of real numbers ({})", e.value(py))))?;
+    let arr = arr.cast_into::<PyArrayDyn<f64>>().map_err(|_| PyTypeError::new_err(format!("{param}: must be an array of real numbers")))?;
+    if arr.ndim() != ndim {
+        let dims: Vec<String> = arr.shape().iter().map(|k| k.to_string()).collect();
+        let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        return Err(PyValueError::new_err(format!("{param}: must be a {ndim}-D array (got shape {shape})")));
+    }
+    let shape = arr.shape().to_vec();
+    let data = arr.readonly().as_array().iter().copied().collect();
+    Ok((data, shape))
+}
+
+/// A non-negative integer; errors name `param` instead of a bare OverflowError.
+fn count(param: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!("{param}: must be an integer (got a bool)")));
+    }
+    obj.extract::<u64>().map_err(|_| {
+        let shown = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+        PyValueError::new_err(format!("{param}: must be a whole number in 0..=2**64-1 (got {shown})"))
+    })
+}
+
+fn size(param: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    usize::try_from(count(param, obj)?).map_err(|_| PyValueError::new_err(format!("{param}: too large for this machine")))
+}
+
+// Argument converters (`from_py_with`), one per parameter name so errors name it.
+fn arg_m(o: &Bound<'_, PyAny>) -> PyResult<usize> {
+    size("m", o)
+}
+fn arg_n(o: &Bound<'_, PyAny>) -> PyResult<usize> {
+    size("n", o)
+}
+fn arg_p(o: &Bound<'_, PyAny>) -> PyResult<usize> {
+    size("p", o)
+}
+fn arg_seed(o: &Bound<'_, PyAny>) -> PyResult<u64> {
+    count("seed", o)
+}
+fn arg_x(o: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, Vec<usize>)> {
+    float_array(o.py(), "X", o, 2)
+}
+fn arg_y(o: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    Ok(float_array(o.py(), "y", o, 1)?.0)
+}
+fn arg_w(o: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    Ok(float_array(o.py(), "w", o, 1)?.0)
+}
+fn arg_w0(o: &Bound<'_, PyAny>) -> PyResult<Option<Vec<f64>>> {
+    if o.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(float_array(o.py(), "w0", o, 1)?.0))
+}
+fn arg_sign(o: &Bound<'_, PyAny>) -> PyResult<i32> {
+    match o.extract::<i64>() {
+        Ok(v @ (-1 | 1)) if !o.is_instance_of::<pyo3::types::PyBool>() => Ok(v as i32),
+        _ => Err(PyValueError::new_err(format!("sign: must be 1 or -1 (got {})", o.repr()?))),
+    }
+}
+fn arg_centered(o: &Bound<'_, PyAny>) -> PyResult<bool> {
+    o.extract::<bool>().map_err(|_| PyTypeError::new_err("centered: must be True or False"))
 }
 
 /// Common base of the model families: evaluation, constants and parameters.
@@ -56,7 +131,7 @@ impl Model {
             return Ok(s.clone());
         }
         let m = self.inner.clone();
-        let s = Arc::new(compute(py, move || batch::spectrum_of(&m))?);
+        let s = Arc::new(compute(py, move || batch::spectrum_of(&m))?.map_err(value_error)?);
         *self.spectrum.lock().unwrap() = Some(s.clone());
         Ok(s)
     }
@@ -87,10 +162,12 @@ impl Model {
     fn p(&self) -> usize {
         self.inner.p()
     }
+    /// The initial weights w0 (p entries).
     #[getter]
     fn w0<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         PyArray1::from_slice(py, dispatch!(&*self.inner, m => m.w0()))
     }
+    /// The targets y* the outputs are trained towards (n entries).
     #[getter]
     fn y_star<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         PyArray1::from_slice(py, dispatch!(&*self.inner, m => m.y_star()))
@@ -117,16 +194,14 @@ impl Model {
         Ok(0.5 * y.iter().zip(h0).map(|(y, h)| (y - alpha * h).powi(2)).sum::<f64>())
     }
     /// h(w), an n-vector.
-    fn h<'py>(&self, py: Python<'py>, w: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let w = vec1(&w);
+    fn h<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = arg_w)] w: Vec<f64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
         self.check_w(&w)?;
         let inner = self.inner.clone();
         let out = compute(py, move || dispatch!(&*inner, m => m.h(&w)))?;
         Ok(PyArray1::from_vec(py, out))
     }
     /// The Jacobian J(w) = Dh(w), an n x p matrix.
-    fn jacobian<'py>(&self, py: Python<'py>, w: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let w = vec1(&w);
+    fn jacobian<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = arg_w)] w: Vec<f64>) -> PyResult<Bound<'py, PyArray2<f64>>> {
         self.check_w(&w)?;
         let (n, p) = (self.inner.n(), self.inner.p());
         if n.saturating_mul(p) > 200_000_000 {
@@ -183,6 +258,7 @@ impl Model {
     }
 }
 
+/// Theorem 1.3's model h(w) = w/sqrt(T) + (sign lip_dh / 2) w², w0 = 0, y* = sqrt(2 R0).
 #[pyclass(extends = Model, frozen, name = "Converse", module = "ntk_tui._core")]
 struct ConverseModel;
 
@@ -191,12 +267,13 @@ impl ConverseModel {
     #[new]
     #[pyo3(signature = (T, R0, lip_dh, sign = 1))]
     #[allow(non_snake_case)]
-    fn new(T: f64, R0: f64, lip_dh: f64, sign: i32) -> PyResult<PyClassInitializer<Self>> {
+    fn new(T: f64, R0: f64, lip_dh: f64, #[pyo3(from_py_with = arg_sign)] sign: i32) -> PyResult<PyClassInitializer<Self>> {
         let m = Converse::new(T, R0, lip_dh, sign).map_err(value_error)?;
         Ok(PyClassInitializer::from(Model::wrap(AnyModel::Converse(Arc::new(m)))).add_subclass(ConverseModel))
     }
 }
 
+/// The mean-field two-layer network of seed eq. (8)-(10) on data (X, y).
 #[pyclass(extends = Model, frozen, name = "TwoLayer", module = "ntk_tui._core")]
 struct TwoLayerModel;
 
@@ -207,19 +284,17 @@ impl TwoLayerModel {
     #[allow(non_snake_case, clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        X: PyReadonlyArray2<'_, f64>,
-        y: PyReadonlyArray1<'_, f64>,
-        m: usize,
+        #[pyo3(from_py_with = arg_x)] X: (Vec<f64>, Vec<usize>),
+        #[pyo3(from_py_with = arg_y)] y: Vec<f64>,
+        #[pyo3(from_py_with = arg_m)] m: usize,
         activation: &str,
-        seed: u64,
-        w0: Option<PyReadonlyArray1<'_, f64>>,
-        centered: bool,
+        #[pyo3(from_py_with = arg_seed)] seed: u64,
+        #[pyo3(from_py_with = arg_w0)] w0: Option<Vec<f64>>,
+        #[pyo3(from_py_with = arg_centered)] centered: bool,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let x = X.as_array();
-        let (n, d) = x.dim();
-        let xv: Vec<f64> = x.iter().copied().collect(); // row-major, whatever the input layout
-        let yv = vec1(&y);
-        let w0v = w0.as_ref().map(vec1);
+        let (xv, shape) = X;
+        let (n, d) = (shape[0], shape[1]);
+        let (yv, w0v) = (y, w0);
         let act = Activation::parse(activation).map_err(value_error)?;
         let net = compute(py, move || TwoLayer::new(xv, n, d, yv, m, act, seed, w0v, centered))?
             .map_err(value_error)?;
@@ -227,6 +302,7 @@ impl TwoLayerModel {
     }
 }
 
+/// h(w) = J w + Q[w, w]/2 with ||Q|| = lip_dh exactly.
 #[pyclass(extends = Model, frozen, name = "Quadratic", module = "ntk_tui._core")]
 struct QuadraticModel;
 
@@ -234,12 +310,19 @@ struct QuadraticModel;
 impl QuadraticModel {
     #[new]
     #[pyo3(signature = (p, n, lip_dh = 1.0, seed = 0))]
-    fn new(py: Python<'_>, p: usize, n: usize, lip_dh: f64, seed: u64) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg_p)] p: usize,
+        #[pyo3(from_py_with = arg_n)] n: usize,
+        lip_dh: f64,
+        #[pyo3(from_py_with = arg_seed)] seed: u64,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let m = compute(py, move || Quadratic::new(p, n, lip_dh, seed))?.map_err(value_error)?;
         Ok(PyClassInitializer::from(Model::wrap(AnyModel::Quadratic(Arc::new(m)))).add_subclass(QuadraticModel))
     }
 }
 
+/// h(w) = J w (gap exactly 0).
 #[pyclass(extends = Model, frozen, name = "Linear", module = "ntk_tui._core")]
 struct LinearModel;
 
@@ -247,7 +330,12 @@ struct LinearModel;
 impl LinearModel {
     #[new]
     #[pyo3(signature = (p, n, seed = 0))]
-    fn new(py: Python<'_>, p: usize, n: usize, seed: u64) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg_p)] p: usize,
+        #[pyo3(from_py_with = arg_n)] n: usize,
+        #[pyo3(from_py_with = arg_seed)] seed: u64,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let m = compute(py, move || Linear::new(p, n, seed))?.map_err(value_error)?;
         Ok(PyClassInitializer::from(Model::wrap(AnyModel::Linear(Arc::new(m)))).add_subclass(LinearModel))
     }
@@ -308,6 +396,8 @@ fn result_dict<'py>(py: Python<'py>, r: &RunResult, metrics: Metrics) -> PyResul
     stats.set_item("naccept", r.stats.naccept)?;
     stats.set_item("nreject", r.stats.nreject)?;
     stats.set_item("elapsed_s", r.elapsed.as_secs_f64())?;
+    stats.set_item("method", r.method.name())?;
+    stats.set_item("rtol", r.rtol)?;
     d.set_item("stats", stats)?;
     d.set_item("status", r.status.describe())?;
     d.set_item("metrics", metrics.names())?;
@@ -315,6 +405,8 @@ fn result_dict<'py>(py: Python<'py>, r: &RunResult, metrics: Metrics) -> PyResul
 }
 
 /// Runs one model to the end; returns the result dict (check its "status").
+/// Computes in slices of 100 ms without the GIL and checks for signals in
+/// between, so Ctrl-C interrupts a long run.
 #[pyfunction]
 #[pyo3(signature = (model, alpha, T, times, rtol, atol, method, max_steps, metrics = None))]
 #[allow(non_snake_case, clippy::too_many_arguments)]
@@ -333,12 +425,26 @@ fn simulate<'py>(
     let cfg = make_config(alpha, T, &times, rtol, atol, method, max_steps, metrics)?;
     let (inner, spectrum) = run_model(py, model, &cfg)?;
     let metrics = cfg.metrics;
-    let r = compute(py, move || {
-        let mut sim = AnySimulation::new(&inner, spectrum, cfg);
-        sim.advance(usize::MAX, None, None);
-        sim.result()
-    })?;
-    result_dict(py, &r, metrics)
+    let mut sim = AnySimulation::new(&inner, spectrum, cfg);
+    loop {
+        let running = compute(py, || {
+            sim.advance(usize::MAX, Some(Instant::now() + SLICE), None);
+            sim.status() == Status::Running
+        })?;
+        if !running {
+            break;
+        }
+        py.check_signals()?;
+    }
+    result_dict(py, &sim.result(), metrics)
+}
+
+/// How long compute runs between checks for Ctrl-C.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// `now + seconds`, or None (no deadline) when that is beyond any clock.
+fn deadline_after(seconds: f64) -> Option<Instant> {
+    Duration::try_from_secs_f64(seconds).ok().and_then(|d| Instant::now().checked_add(d))
 }
 
 /// A run advanced piece by piece (for live display).
@@ -383,8 +489,8 @@ impl Simulation {
         }
         let sim = self.sim.clone();
         compute(py, move || {
-            let deadline = max_seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
-            let mut sim = sim.lock().unwrap();
+            let deadline = max_seconds.and_then(deadline_after);
+            let mut sim = lock(&sim);
             let first = sim.n_done();
             let added = sim.advance(max_points.unwrap_or(usize::MAX), deadline, None);
             (first, added)
@@ -393,39 +499,68 @@ impl Simulation {
 
     /// True once the run has ended (finished, failed or cancelled).
     #[getter]
-    fn done(&self) -> bool {
-        self.sim.lock().unwrap().status() != Status::Running
+    fn done(&self, py: Python<'_>) -> bool {
+        self.read(py, |s| s.status() != Status::Running)
     }
+    /// Requested times measured so far.
     #[getter]
-    fn n_done(&self) -> usize {
-        self.sim.lock().unwrap().n_done()
+    fn n_done(&self, py: Python<'_>) -> usize {
+        self.read(py, |s| s.n_done())
     }
+    /// Requested times in all.
     #[getter]
-    fn n_total(&self) -> usize {
-        self.sim.lock().unwrap().n_total()
+    fn n_total(&self, py: Python<'_>) -> usize {
+        self.read(py, |s| s.n_total())
     }
     /// Current time of the integrator.
     #[getter]
-    fn t(&self) -> f64 {
-        self.sim.lock().unwrap().t()
+    fn t(&self, py: Python<'_>) -> f64 {
+        self.read(py, |s| s.t())
     }
+    /// "running", "ok", "failed: <why>" or "cancelled".
     #[getter]
-    fn status(&self) -> String {
-        self.sim.lock().unwrap().status().describe()
+    fn status(&self, py: Python<'_>) -> String {
+        self.read(py, |s| s.status().describe())
     }
     /// Result dict of what has been measured so far.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = self.sim.lock().unwrap().result();
+        let r = self.read(py, |s| s.result());
         result_dict(py, &r, self.metrics)
     }
 }
 
+impl Simulation {
+    /// Reads the run; waits for an `advance` running in another thread without
+    /// holding the GIL, so other Python threads keep going meanwhile.
+    fn read<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&AnySimulation) -> T + Send) -> T {
+        py.detach(|| f(&lock(&self.sim)))
+    }
+}
+
+/// Locks a mutex even if a panic poisoned it (the data is only ever replaced whole).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a batch thread has come to.
+enum Outcome {
+    Running,
+    Done(Vec<RunResult>),
+    /// the batch thread failed as a whole (e.g. its thread pool could not start)
+    Failed(String),
+}
+
+/// The outcome of a batch thread, which any number of threads may wait for.
+struct Shared {
+    outcome: Mutex<Outcome>,
+    changed: Condvar,
+}
+
 /// A batch running on a background thread.
-#[pyclass(module = "ntk_tui._core")]
+#[pyclass(module = "ntk_tui._core", frozen)]
 struct BatchJob {
     control: Arc<Control>,
-    rx: Mutex<Option<mpsc::Receiver<Vec<RunResult>>>>,
-    results: Mutex<Option<Vec<RunResult>>>,
+    shared: Arc<Shared>,
     metrics: Metrics,
 }
 
@@ -440,48 +575,52 @@ impl BatchJob {
     fn cancel(&self) {
         self.control.cancel.store(true, Ordering::Relaxed);
     }
+    /// True once cancel() was called.
     #[getter]
     fn cancelled(&self) -> bool {
         self.control.cancel.load(Ordering::Relaxed)
     }
-    /// Waits up to `timeout` seconds (forever if None) with the GIL released; True when finished.
+    /// Waits up to `timeout` seconds (forever if None or inf) with the GIL
+    /// released; True when finished. Any number of threads may wait at once.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        if self.results.lock().unwrap().is_some() {
-            return Ok(true);
-        }
-        // Take the receiver out while waiting without the GIL (it is Send, not Sync).
-        let Some(rx) = self.rx.lock().unwrap().take() else {
-            return Ok(self.results.lock().unwrap().is_some());
-        };
-        let (rx, got) = py.detach(move || {
-            let got = match timeout {
-                None => rx.recv().ok(),
-                Some(t) => rx.recv_timeout(Duration::from_secs_f64(t.max(0.0))).ok(),
-            };
-            (rx, got)
-        });
-        match got {
-            Some(r) => {
-                *self.results.lock().unwrap() = Some(r);
-                Ok(true)
-            }
-            None => {
-                *self.rx.lock().unwrap() = Some(rx);
-                Ok(false)
+        if let Some(t) = timeout {
+            if t.is_nan() || t < 0.0 {
+                return Err(PyValueError::new_err(format!("timeout: must be a number >= 0, inf or None (got {t})")));
             }
         }
+        let deadline = timeout.and_then(deadline_after);
+        let shared = self.shared.clone();
+        Ok(py.detach(move || {
+            let mut outcome = lock(&shared.outcome);
+            while matches!(*outcome, Outcome::Running) {
+                outcome = match deadline {
+                    None => shared.changed.wait(outcome).unwrap_or_else(|e| e.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return false;
+                        }
+                        shared.changed.wait_timeout(outcome, left).unwrap_or_else(|e| e.into_inner()).0
+                    }
+                };
+            }
+            true
+        }))
     }
+    /// True once the batch has ended.
     #[getter]
-    fn done(&self, py: Python<'_>) -> PyResult<bool> {
-        self.wait(py, Some(0.0))
+    fn done(&self) -> bool {
+        !matches!(*lock(&self.shared.outcome), Outcome::Running)
     }
     /// The result dicts in job order (waits for the end).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.wait(py, None)?;
-        let guard = self.results.lock().unwrap();
-        let results = guard.as_ref().ok_or_else(|| PyRuntimeError::new_err("batch thread ended without results"))?;
-        results.iter().map(|r| result_dict(py, r, self.metrics)).collect()
+        match &*lock(&self.shared.outcome) {
+            Outcome::Done(results) => results.iter().map(|r| result_dict(py, r, self.metrics)).collect(),
+            Outcome::Failed(why) => Err(PyRuntimeError::new_err(format!("the batch failed: {why}"))),
+            Outcome::Running => unreachable!("wait(None) returns once the batch has ended"),
+        }
     }
 }
 
@@ -502,9 +641,7 @@ fn start_batch(
     metrics: Option<Vec<String>>,
     threads: Option<usize>,
 ) -> PyResult<BatchJob> {
-    if threads == Some(0) {
-        return Err(PyValueError::new_err("threads: must be at least 1 (or None for all cores)"));
-    }
+    batch::check_threads(threads).map_err(value_error)?;
     let mut core_jobs = Vec::with_capacity(jobs.len());
     let mut metrics_used = Metrics::ALL;
     for (i, &(model, alpha)) in jobs.iter().enumerate() {
@@ -519,18 +656,21 @@ fn start_batch(
     let models: Vec<Arc<AnyModel>> = models.iter().map(|m| m.get().inner.clone()).collect();
     let control = Arc::new(Control::default());
     control.total.store(core_jobs.len(), Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel();
-    let ctl = control.clone();
+    let shared = Arc::new(Shared { outcome: Mutex::new(Outcome::Running), changed: Condvar::new() });
+    let (ctl, out) = (control.clone(), shared.clone());
     std::thread::Builder::new()
         .name("ntk-batch".into())
         .spawn(move || {
-            let results = catch_unwind(AssertUnwindSafe(|| batch::run_batch(&models, &core_jobs, threads, &ctl)));
-            if let Ok(r) = results {
-                let _ = tx.send(r);
-            }
+            let result = catch_unwind(AssertUnwindSafe(|| batch::run_batch(&models, &core_jobs, threads, &ctl)));
+            *lock(&out.outcome) = match result {
+                Ok(Ok(r)) => Outcome::Done(r),
+                Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                Err(panic) => Outcome::Failed(format!("internal error: {}", panic_text(&panic))),
+            };
+            out.changed.notify_all();
         })
         .map_err(|e| PyRuntimeError::new_err(format!("could not start the batch thread: {e}")))?;
-    Ok(BatchJob { control, rx: Mutex::new(Some(rx)), results: Mutex::new(None), metrics: metrics_used })
+    Ok(BatchJob { control, shared, metrics: metrics_used })
 }
 
 /// Both sides of Lemma 3.3: (||exp(-(A+B)^T(A+B) t) - exp(-A^T A t)||_op, 2 sqrt(t) ||B||_op).
@@ -550,7 +690,7 @@ fn lemma_3_3(py: Python<'_>, A: PyReadonlyArray2<'_, f64>, B: PyReadonlyArray2<'
     let bv: Vec<f64> = b.iter().copied().collect();
     ntk_core::error::check::finite("A", &av).map_err(value_error)?;
     ntk_core::error::check::finite("B", &bv).map_err(value_error)?;
-    compute(py, move || ntk_core::linalg::lemma_3_3(&av, &bv, rows, cols, t))
+    compute(py, move || ntk_core::linalg::lemma_3_3(&av, &bv, rows, cols, t))?.map_err(value_error)
 }
 
 #[pymodule]
@@ -560,6 +700,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ACTIVATIONS", ntk_core::activation::NAMES.to_vec())?;
     m.add("DEFAULT_RTOL", ntk_core::DEFAULT_RTOL)?;
     m.add("DEFAULT_ATOL", ntk_core::DEFAULT_ATOL)?;
+    m.add("MAX_THREADS", batch::MAX_THREADS)?;
     m.add_class::<Model>()?;
     m.add_class::<ConverseModel>()?;
     m.add_class::<TwoLayerModel>()?;
