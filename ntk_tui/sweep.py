@@ -74,7 +74,8 @@ def row_from_run(task: SweepTask, run: Any, summary: Mapping[str, Any] | None = 
         "index": task.index,
         "T": task.T,
         "alpha": task.alpha,
-        "m": task.m,
+        # the swept width, or the model's own in an alpha sweep of a network
+        "m": task.m if task.m is not None else (getattr(run, "params", None) or {}).get("m"),
         "seed": task.seed,
         "status": str(getattr(run, "status", "ok") or "ok"),
         "R0": s.get("R0"),

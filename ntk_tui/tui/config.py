@@ -122,18 +122,19 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("sign", "sign", "choice", 1, families=("converse",), choices=_choices((1, -1)),
               help="sign of the curvature b = sign Lip(Dh)"),
     # TwoLayer
-    FieldSpec("m", "m", "int", 256, families=("twolayer",), lo=1, help="width (hidden units)"),
-    FieldSpec("n", "n", "int", 64, families=("twolayer", "quadratic", "linear"), lo=1,
+    # upper bounds: the engine's own limits on one run (products such as m (d + 1) are checked at Run)
+    FieldSpec("m", "m", "int", 256, families=("twolayer",), lo=1, hi=50_000_000, help="width (hidden units)"),
+    FieldSpec("n", "n", "int", 64, families=("twolayer", "quadratic", "linear"), lo=1, hi=20_000,
               help="number of outputs (data points)"),
-    FieldSpec("d", "d", "int", 8, families=("twolayer",), lo=1, help="input dimension"),
-    FieldSpec("p", "p", "int", 32, families=("quadratic", "linear"), lo=1, help="number of parameters"),
+    FieldSpec("d", "d", "int", 8, families=("twolayer",), lo=1, hi=100_000, help="input dimension"),
+    FieldSpec("p", "p", "int", 32, families=("quadratic", "linear"), lo=1, hi=50_000_000, help="number of parameters"),
     FieldSpec("activation", "sigma", "choice", "tanh", families=("twolayer",), choices=_choices(ACTIVATIONS),
               help="activation (smooth ones only: Lemma 2.1 needs bounded sigma', sigma'', sigma''')"),
     FieldSpec("data", "data", "choice", "sin", families=("twolayer",), choices=data_targets,
               help="built-in data on the unit sphere (target function) or a .npy/.csv file"),
     FieldSpec("path", "file", "path", "", families=("twolayer",),
               help=".npy/.npz/.csv file, last column = y (used when data = file)"),
-    FieldSpec("seed", "seed", "int", 0, families=("twolayer", "quadratic", "linear"), lo=0,
+    FieldSpec("seed", "seed", "int", 0, families=("twolayer", "quadratic", "linear"), lo=0, hi=2**53,
               help="random seed (data and initialisation)"),
     FieldSpec("centered", "centred", "bool", True, families=("twolayer",),
               help="use h(w) - h(w0), so R0 does not grow with alpha"),
@@ -143,7 +144,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("rtol", "rtol", "float", _INTEG["rtol"], lo=0.0, lo_open=True, hi=1.0, hi_open=True, group="integrator",
               help="relative tolerance"),
     FieldSpec("atol", "atol", "float", _INTEG["atol"], lo=0.0, lo_open=True, group="integrator",
-              help="absolute tolerance"),
+              help="absolute tolerance, relative to 2 R0"),
     FieldSpec("points", "points", "int", int(_INTEG["times"]) if isinstance(_INTEG["times"], int) else 64, lo=2, hi=4096, group="integrator",
               help="number of log-spaced sample times in [1e-5 T, T]"),
 )
@@ -192,7 +193,8 @@ def _range_text(spec: FieldSpec, integer: bool) -> str:
     if lo is not None and hi is not None:
         left = "(" if spec.lo_open else "["
         right = ")" if spec.hi_open else "]"
-        return f"{noun} in {left}{_num(lo)}, {_num(hi)}{right}"
+        num = (lambda v: str(int(v))) if integer else _num  # whole-number limits in full
+        return f"{noun} in {left}{num(lo)}, {num(hi)}{right}"
     return noun
 
 

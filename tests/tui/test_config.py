@@ -22,7 +22,8 @@ def test_errors_speak_the_users_language() -> None:
     assert field_error("alpha", "-3") == "alpha must be a positive number (got -3)"
     assert field_error("alpha", "abc") == "alpha must be a positive number (got 'abc')"
     assert field_error("alpha", "") == "alpha is required (a positive number)"
-    assert field_error("m", "2.5") == "m must be a whole number >= 1 (got 2.5)"
+    assert field_error("m", "2.5") == "m must be a whole number in [1, 50000000] (got 2.5)"
+    assert field_error("m", "99999999999999999999") == "m must be a whole number in [1, 50000000] (got 99999999999999999999)"
     assert field_error("rtol", "0") == "rtol must be a number in (0, 1) (got 0)"
     assert field_error("T", "inf") == "T must be a positive number (got inf)"
     assert "ReLU is not smooth" in field_error("activation", "relu")

@@ -190,17 +190,45 @@ def test_cancel_stops_a_long_run_quickly(make_app) -> None:
             assert screen.running, "the long run finished too early for this test"
             lag = max(b - a for a, b in zip(ticks, ticks[1:]))
             assert lag < 0.5, f"the interface froze for {lag:.2f} s"
+            # a preset asked for during the run is refused and leaves the form alone
+            await pilot.press("1")
+            await pilot.pause()
+            assert screen.running and screen.form.raw_values()["family"] == "twolayer"
             t0 = time.perf_counter()
             await pilot.press("c")
             await wait_for(pilot, lambda: not screen.running, timeout=5.0, step=0.01)
             assert time.perf_counter() - t0 < 1.0
             item = app.session[-1]
             assert item.status == "cancelled" and item.store_id is None
+            assert item.obj.status == "cancelled" and "[run cancelled]" in _summary_text(app)
             assert 0 < len(item.obj.times) < 400
             assert "cancelled" in str(screen.query_one("#status #status-text").render())
             t_quit = time.perf_counter()
         # leaving the app right after does not wait for anything
         assert time.perf_counter() - t_quit < 5.0
+
+    run(scenario())
+
+
+def test_a_refused_run_gives_the_cursor_back(make_app) -> None:
+    """At 80x24 starting a run leaves the setup tab; if the engine refuses the run, the
+    cursor must come back to the field, so that typed digits edit it instead of
+    loading presets."""
+
+    async def scenario() -> None:
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = app.screen
+            screen.form.set_values(dict(family="twolayer", n=16, d=4, method="rodas4"))  # p = 64 * 5 > 200
+            await set_input(pilot, "#form-m", "64")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "Cannot run" in str(screen.query_one("#status #status-text").render()))
+            await pilot.pause()
+            assert app.focused is screen.query_one("#form-m", Input)
+            await pilot.press("1")
+            await pilot.pause()
+            assert screen.form.raw_values()["family"] == "twolayer"
+            assert screen.query_one("#form-m", Input).value == "1"  # focusing selects the text
 
     run(scenario())
 
@@ -444,5 +472,39 @@ def test_presets_start_in_one_keystroke(make_app) -> None:
             await wait_for(pilot, lambda: screen.current_run is not None and not screen.running)
             assert screen.has_class("-tab-gap")  # the plots are shown once a run starts
             assert math.isclose(screen.current_run.kappa, 1.0)
+
+    run(scenario())
+
+
+def test_width_sweep_table_shows_the_width(make_app) -> None:
+    async def scenario() -> None:
+        app = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("3")  # preset 3: width sweep with alpha = sqrt(m)
+            await wait_for(pilot, lambda: hasattr(app.screen, "sweep_form"))
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.result is not None and not screen.running, timeout=120)
+            table = screen.query_one("#sweep-table", DataTable)
+            from ntk_tui.tui.widgets.summary import fmt
+
+            rows = {str(r["index"]): r for r in screen.result.rows}
+            assert len(rows) == table.row_count > 1
+            for key, r in rows.items():
+                assert math.isclose(r["alpha"], math.sqrt(r["m"]))
+                assert str(table.get_cell(key, "x")) == fmt(r["m"])
+                assert str(table.get_cell(key, "alpha")) == fmt(r["alpha"])
+            # reopened from the history, the sweep brings its settings back into the forms
+            screen.sweep_form.set_values(dict(variable="alpha", start=1.0, stop=2.0, count=3, seeds=1))
+            screen.base_form.set_values(dict(family="converse"))
+            await pilot.press("h")
+            await pilot.pause()
+            await pilot.press("o")
+            await wait_for(pilot, lambda: app.current_mode == "sweep")
+            await pilot.pause()
+            sweep = screen.sweep_form.raw_values()
+            assert (sweep["variable"], sweep["start"], sweep["stop"], sweep["count"], sweep["seeds"]) == (
+                "width", "16", "1024", "7", "2")
+            base = screen.base_form.raw_values()
+            assert (base["family"], base["n"], base["d"], base["T"]) == ("twolayer", "32", "4", "10")
 
     run(scenario())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, cast
 
 from textual.binding import Binding
 from textual.screen import Screen
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
+
     from ..app import NtkApp
+    from ..widgets.form import ParameterForm
 
 __all__ = ["LabScreen", "TabbedScreen", "WorkerScreen", "NARROW_WIDTH", "NARROW_HEIGHT"]
 
@@ -90,18 +93,22 @@ class WorkerScreen(TabbedScreen):
     worker checks ``_cancel`` and posts results back with ``_post``.
     """
 
-    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False)]
+    # shown in the footer while a text field has the focus (the other keys then type)
+    BINDINGS = [Binding("escape", "leave_field", "Leave field")]
 
     RUN_BUTTON: ClassVar[str] = ""
     CANCEL_BUTTON: ClassVar[str] = ""
     #: The status line while a cancel takes effect.
     CANCELLING: ClassVar[str] = "cancelling…"
+    #: The notice when Run or a preset is asked for during a run.
+    BUSY: ClassVar[str] = "a run is in progress: press c to cancel it"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.running = False
         self._token = 0
         self._cancel: threading.Event | None = None
+        self._focus_before_run: Widget | None = None
 
     def _set_running(self, running: bool) -> None:
         from textual.widgets import Button
@@ -110,6 +117,42 @@ class WorkerScreen(TabbedScreen):
         self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
         self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
         self.refresh_bindings()
+
+    def can_export(self) -> bool:
+        """True when there is something to export (a finished run or sweep)."""
+        return False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        from textual.widgets import Input
+
+        if action == "cancel":
+            return True if self.running else None
+        if action == "run":
+            return None if self.running else True
+        if action == "export":
+            return True if self.can_export() else None
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
+
+    def _remember_focus(self) -> None:
+        """Called when Run is pressed: where the cursor goes back to if the run is refused."""
+        self._focus_before_run = self.focused
+
+    def _focus_after_refusal(self, errors: dict[str, str], forms: Sequence[ParameterForm]) -> None:
+        """The cursor goes to the first faulty field, or back where it was (starting a run
+        switches away from the setup tab in a narrow terminal, which takes the focus), so
+        that typing goes on editing the form instead of reaching the screen's key bindings."""
+        target = next((c for key in errors for form in forms if (c := form.control_of(key)) is not None), None)
+        target = target or self._focus_before_run
+        if target is not None and target.is_attached:
+            self.call_after_refresh(target.focus)
+
+    def refuse_if_running(self) -> bool:
+        """True (with a notice) when a run is in progress, so the form must not change."""
+        if self.running:
+            self.notify(self.BUSY, severity="warning")
+        return self.running
 
     def action_cancel(self) -> None:
         if self.running and self._cancel is not None:

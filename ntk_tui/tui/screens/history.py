@@ -28,7 +28,7 @@ from ..widgets.plots import Curve, PlotPanel, VMarker, decade_range
 from ..widgets.runplots import bound_style
 from ..widgets.summary import RunStatus, fmt, short_label
 
-__all__ = ["HistoryScreen", "form_values_from_config"]
+__all__ = ["HistoryScreen", "form_values_from_config", "sweep_form_values"]
 
 TABS = (("list", "List"), ("compare", "Compare"))
 SIDE_BY_SIDE_WIDTH = 150
@@ -82,6 +82,32 @@ def form_values_from_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
         elif isinstance(times, list):
             values["points"] = len(times)
         return values
+    except Exception:
+        return None
+
+
+def sweep_form_values(spec: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(base form, sweep form) values from a stored sweep (``ntk_tui.config.SweepSpec``),
+    or None when the form cannot express it (inline data, irregular grids are shown as
+    their range and count)."""
+    try:
+        xs = [float(x) for x in (spec.widths or spec.alphas or [])]
+        if not xs:
+            return None
+        d = spec.to_dict()
+        T = spec.Ts[0] if spec.Ts else 10.0
+        base = form_values_from_config({**d, "kind": "run", "run": {"family": spec.family, "alpha": xs[0], "T": T}})
+        if base is None:
+            return None
+        seeds = list(spec.seeds or [])
+        if seeds:
+            base["seed"] = seeds[0]
+        sweep: dict[str, Any] = {"variable": "width" if spec.widths else "alpha", "start": min(xs), "stop": max(xs),
+                                 "count": len(xs), "seeds": max(1, len(seeds)),
+                                 "t_mode": "scaled" if spec.T_scale is not None else "fixed"}
+        if spec.T_scale is not None:
+            sweep["C"] = spec.T_scale
+        return base, sweep
     except Exception:
         return None
 
@@ -297,8 +323,12 @@ class HistoryScreen(TabbedScreen):
             from .sweep import SweepScreen
 
             await self.app.switch_mode("sweep")
-            if isinstance(self.app.screen, SweepScreen):
-                self.app.screen.show_result(obj)
+            screen = self.app.screen
+            if isinstance(screen, SweepScreen):
+                forms = sweep_form_values(obj.spec)
+                if forms is not None:
+                    screen.set_forms(*forms)
+                screen.show_result(obj)
 
     def action_mark(self) -> None:
         e = self._current()

@@ -7,6 +7,7 @@ proceeds and Cancel is honoured within about a tenth of a second.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -112,6 +113,8 @@ class RunScreen(WorkerScreen):
             self.query_one(RunPlots).idle(self._form_T())
 
     def load_preset(self, preset: Any, *, run: bool = True) -> None:
+        if self.refuse_if_running():
+            return
         self.form.set_values(preset.form)
         self.preset_title = preset.title
         self.query_one("#setup").border_subtitle = f"preset {preset.key}: {preset.title}"
@@ -137,14 +140,8 @@ class RunScreen(WorkerScreen):
 
     # ---- actions -----------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel":
-            return True if self.running else None
-        if action == "run":
-            return None if self.running else True
-        if action == "export":
-            return True if self.current_run is not None else None
-        return True
+    def can_export(self) -> bool:
+        return self.current_run is not None
 
     def _refuse(self, errors: dict[str, str], title: str = "Cannot run") -> None:
         first = next(iter(errors.values()))
@@ -153,11 +150,12 @@ class RunScreen(WorkerScreen):
         self.notify(first, title=title, severity="error")
         if self._narrow:
             self.action_show_tab("setup")
+        self._focus_after_refusal(errors, [self.form])
 
     def action_run(self) -> None:
-        if self.running:
-            self.notify("a run is in progress: press c to cancel it", severity="warning")
+        if self.refuse_if_running():
             return
+        self._remember_focus()
         form = self.form
         errors = form.validate_all()
         if errors:
@@ -243,6 +241,7 @@ class RunScreen(WorkerScreen):
             run = sim.result()
             if not sim.done:
                 status = "cancelled"
+                run = dataclasses.replace(run, status="cancelled")  # the engine's run is merely paused
         except Exception as exc:
             parts = integration_error_parts(exc)
             if parts is not None:
@@ -290,7 +289,7 @@ class RunScreen(WorkerScreen):
         status = self.query_one(RunStatus)
         status.progress(done, total)
         el = self.lab.elapsed_text(elapsed)
-        text = f"running · t = {fmt(t_done)} / {fmt(run.T)} · {done}/{total} times"
+        text = f"running · t = {fmt(t_done) if t_done is not None else '0'} / {fmt(run.T)} · {done}/{total} times"
         if el:
             text += f" · {el}"
         status.message(text + " · c cancels")

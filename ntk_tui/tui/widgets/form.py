@@ -340,6 +340,13 @@ class ParameterForm(Container):
         event.stop()
         self.post_message(self.Submitted(self))
 
+    def control_of(self, key: str) -> Widget | None:
+        """The control of field ``key`` when it is shown for the current family, else None."""
+        for spec in self.specs:
+            if spec.key == key and self._applies(spec) and spec.key not in self._locked_fields:
+                return self._control(key)
+        return None
+
     def first_control(self) -> Widget | None:
         for spec in self.specs:
             if self._applies(spec):
