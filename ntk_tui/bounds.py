@@ -30,7 +30,9 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import functools
+import inspect
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -73,6 +75,26 @@ class Bound(NamedTuple):
 # --------------------------------------------------------------------------
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _broadcasting(fn: _F) -> _F:
+    """Array arguments that do not broadcast together are named in the error."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        shapes = {k: np.shape(v) for k, v in sig.bind(*args, **kwargs).arguments.items() if not isinstance(v, str)}
+        try:
+            np.broadcast_shapes(*shapes.values())
+        except ValueError:
+            listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s)
+            raise ValueError(f"array arguments must broadcast against each other (numpy rules); got {listed}") from None
+        return fn(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
+
 def _arr(
     name: str,
     x: ArrayLike,
@@ -81,6 +103,8 @@ def _arr(
     finite: bool = False,
 ) -> FloatArray:
     """Convert ``x`` to a float array and check it (non-negative, no NaN)."""
+    if x is None:
+        raise ValueError(f"{name} must be a number or an array of numbers (got None)")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -142,6 +166,7 @@ def _le(t: FloatArray, end: FloatArray) -> BoolArray:
 # --------------------------------------------------------------------------
 
 
+@_broadcasting
 def kappa(t: ArrayLike, alpha: ArrayLike, R0: ArrayLike, lip_dh: ArrayLike) -> FloatArray:
     """The dimensionless ``kappa = t Lip(Dh) sqrt(R0) / alpha`` (seed, before Prop. 1.1).
 
@@ -159,6 +184,7 @@ def _kappa_checked(t: FloatArray, a: FloatArray, r: FloatArray, l: FloatArray) -
     return _mul(t, l, np.sqrt(r), _inv(a))
 
 
+@_broadcasting
 def prop_1_1_valid_until(
     alpha: ArrayLike, R0: ArrayLike, lip_h: ArrayLike, rho: ArrayLike = np.inf
 ) -> FloatArray:
@@ -181,6 +207,7 @@ def _prop_1_1_end(a: FloatArray, r: FloatArray, lh: FloatArray, rh: FloatArray) 
     return np.where(np.isinf(rh) | (denom == 0), np.inf, ratio)
 
 
+@_broadcasting
 def theorem_1_2_valid_until(alpha: ArrayLike, R0: ArrayLike, rho: ArrayLike = np.inf) -> FloatArray:
     """End of validity of Theorem 1.2 (and 3.2): ``alpha^2 rho^2 / R0``.
 
@@ -204,6 +231,7 @@ def _thm_1_2_end(a: FloatArray, r: FloatArray, rh: FloatArray) -> FloatArray:
 theorem_3_2_valid_until = theorem_1_2_valid_until
 
 
+@_broadcasting
 def corollary_2_2_valid_until(alpha: ArrayLike, c: ArrayLike = 1.0) -> FloatArray:
     """End of validity of Corollary 2.2: ``c alpha^2`` (``c`` unspecified by the paper)."""
     a = _arr("alpha", alpha, positive=True, finite=True)
@@ -216,6 +244,7 @@ def corollary_2_2_valid_until(alpha: ArrayLike, c: ArrayLike = 1.0) -> FloatArra
 # --------------------------------------------------------------------------
 
 
+@_broadcasting
 def prop_1_1(
     t: ArrayLike,
     alpha: ArrayLike,
@@ -245,6 +274,7 @@ def prop_1_1(
     return Bound(np.broadcast_to(value, shape).copy(), np.broadcast_to(_le(t_, end), shape).copy())
 
 
+@_broadcasting
 def prop_3_1(t: ArrayLike, alpha: ArrayLike, R0: ArrayLike) -> Bound:
     """Proposition 3.1, seed eq. (17)-(18), corrected form: weight change.
 
@@ -262,6 +292,7 @@ def prop_3_1(t: ArrayLike, alpha: ArrayLike, R0: ArrayLike) -> Bound:
     return Bound(np.broadcast_to(value, shape).copy(), np.ones(shape, dtype=bool))
 
 
+@_broadcasting
 def theorem_1_2(
     t: ArrayLike,
     alpha: ArrayLike,
@@ -288,6 +319,7 @@ def theorem_1_2(
     return Bound(np.broadcast_to(value, shape).copy(), np.broadcast_to(_le(t_, end), shape).copy())
 
 
+@_broadcasting
 def theorem_1_3_lower(t: ArrayLike, alpha: ArrayLike, R0: ArrayLike, lip_dh: ArrayLike) -> Bound:
     """Theorem 1.3 (converse), seed eq. (7), corrected form: a LOWER bound.
 
@@ -311,6 +343,7 @@ def theorem_1_3_lower(t: ArrayLike, alpha: ArrayLike, R0: ArrayLike, lip_dh: Arr
     return Bound(np.broadcast_to(value, shape).copy(), np.ones(shape, dtype=bool))
 
 
+@_broadcasting
 def theorem_3_2(
     t: ArrayLike,
     alpha: ArrayLike,
@@ -338,6 +371,7 @@ def theorem_3_2(
     return Bound(np.broadcast_to(value, shape).copy(), np.broadcast_to(_le(t_, end), shape).copy())
 
 
+@_broadcasting
 def corollary_2_2(t: ArrayLike, alpha: ArrayLike, C: ArrayLike = 1.0, c: ArrayLike = 1.0) -> Bound:
     """Corollary 2.2 (lazy two-layer mean-field network), seed eq. (12).
 
@@ -359,6 +393,7 @@ def corollary_2_2(t: ArrayLike, alpha: ArrayLike, C: ArrayLike = 1.0, c: ArrayLi
     return Bound(np.broadcast_to(value, shape).copy(), np.broadcast_to(_le(t_, end), shape).copy())
 
 
+@_broadcasting
 def lemma_3_3_rhs(t: ArrayLike, B_norm: ArrayLike) -> FloatArray:
     """Right-hand side of Lemma 3.3, seed eq. (23)-(25): ``2 sqrt(t) ||B||_op``.
 

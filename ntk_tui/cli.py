@@ -156,17 +156,33 @@ def _seed_list(text: str) -> list:
     return out
 
 
+def _writable(text: str) -> str:
+    """Refuses, before any computation, an output path that could not be written:
+    its folder (created if missing) must sit in a writable existing folder."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"output path is a folder, not a file (got {text!r})")
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {folder} is not a writable folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: the file is read-only")
+    return text
+
+
 def _data_path(text: str) -> str:
     if Path(text).suffix.lower() not in DATA_FORMATS:
         raise argparse.ArgumentTypeError(
             f"output file must end in {', '.join(DATA_FORMATS)} (got {text!r})")
-    return text
+    return _writable(text)
 
 
 def _fig_path(text: str) -> str:
     if Path(text).suffix.lower() not in FIG_FORMATS:
         raise argparse.ArgumentTypeError(f"figure file must end in {', '.join(FIG_FORMATS)} (got {text!r})")
-    return text
+    return _writable(text)
 
 
 def _record_id(text: str) -> int:

@@ -22,6 +22,8 @@ METRICS: tuple[str, ...] = tuple(_core.METRICS)
 DEFAULT_RTOL: float = _core.DEFAULT_RTOL
 DEFAULT_ATOL: float = _core.DEFAULT_ATOL
 MAX_THREADS: int = _core.MAX_THREADS
+#: The numeric scalars of a run, as ``Batch.scalar`` accepts them.
+RUN_SCALARS: tuple[str, ...] = ("alpha", "T", "R0", "rho", "lip_dh", "lip_h", "kappa")
 DEFAULT_METHOD = "dop853"
 DEFAULT_MAX_STEPS = 1_000_000
 DEFAULT_POINTS = 64
@@ -369,6 +371,8 @@ class Batch:
 
     def scalar(self, name: str) -> np.ndarray:
         """A run scalar (``R0``, ``kappa``, ``lip_dh``, ``alpha``...) for every run."""
+        if name not in RUN_SCALARS:
+            raise ValueError(f"name: unknown run scalar {name!r}; accepted: {', '.join(RUN_SCALARS)}")
         return np.array([[getattr(r, name) for r in row] for row in self.runs], dtype=np.float64)
 
     def _series(self, name: str) -> np.ndarray:

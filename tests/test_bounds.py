@@ -304,3 +304,10 @@ def test_linear_model_gap_zero_and_closed_form(rng: np.random.Generator) -> None
         rbar = V @ (np.exp(-lam * t) * (V.T @ y))
         np.testing.assert_allclose(y - out, rbar, atol=1e-10)
     assert np.all(np.diff(run.residual) <= 1e-12)  # the loss never increases
+
+
+def test_missing_and_mismatched_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match=r"t must be a number or an array of numbers \(got None\)"):
+        B.kappa(None, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"broadcast .* got t \(3,\), alpha \(2,\)"):
+        B.theorem_1_2(np.ones(3), np.ones(2), 1.0, 1.0)

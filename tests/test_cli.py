@@ -175,6 +175,15 @@ def test_bad_config_files(tmp_path, db, text, msg):
     assert "Traceback" not in p.stderr
 
 
+def test_an_unwritable_output_is_refused_before_computing(tmp_path, db):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    p = cli("run", "--family", "converse", "--out", str(blocker / "x.csv"), db=db)
+    assert p.returncode == 2, p.stderr
+    assert "is not a writable folder" in p.stderr and "Traceback" not in p.stderr
+    assert "saved as" not in p.stdout + p.stderr  # nothing was run
+
+
 # --------------------------------------------------------------------------- sweep
 
 

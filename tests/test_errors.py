@@ -90,6 +90,7 @@ HUGE = nt.TwoLayer(X, Y, m=8, w0=np.r_[np.full(8, 1e160), np.full(24, 0.01)])
         (lambda: nt.start_batch([NET], [1.0], 1.0).wait(NAN), ["timeout"]),
         (lambda: nt.start_batch([NET], [1.0], 1.0).wait(-1.0), ["timeout"]),
         (lambda: nt.lemma_3_3(np.eye(3) * 1e200, np.eye(3), 1.0), ["A^T A", "not finite"]),
+        (lambda: nt.simulate_batch([NET], [1.0], 1.0).scalar("family"), ["name", "kappa"]),
     ],
 )
 def test_bad_input_names_parameter(call, words: list[str]) -> None:

@@ -472,6 +472,12 @@ def test_presets_start_in_one_keystroke(make_app) -> None:
             await wait_for(pilot, lambda: screen.current_run is not None and not screen.running)
             assert screen.has_class("-tab-gap")  # the plots are shown once a run starts
             assert math.isclose(screen.current_run.kappa, 1.0)
+            setup = screen.query_one("#setup")
+            assert str(setup.border_subtitle).startswith("preset 1")
+            # an edited form no longer claims to be the preset
+            await pilot.press("left_square_bracket")
+            await set_input(pilot, "#form-alpha", "7")
+            assert not setup.border_subtitle
 
     run(scenario())
 

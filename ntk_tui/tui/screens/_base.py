@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, cast
 
+from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
+
+from ..config import parse_field
+from ..widgets.form import ParameterForm
 
 if TYPE_CHECKING:
     from textual.widget import Widget
 
     from ..app import NtkApp
-    from ..widgets.form import ParameterForm
 
 __all__ = ["LabScreen", "TabbedScreen", "WorkerScreen", "NARROW_WIDTH", "NARROW_HEIGHT"]
 
@@ -109,6 +112,7 @@ class WorkerScreen(TabbedScreen):
         self._token = 0
         self._cancel: threading.Event | None = None
         self._focus_before_run: Widget | None = None
+        self._preset: Any = None
 
     def _set_running(self, running: bool) -> None:
         from textual.widgets import Button
@@ -117,6 +121,36 @@ class WorkerScreen(TabbedScreen):
         self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
         self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
         self.refresh_bindings()
+
+    #: id of the box whose border subtitle names the preset loaded last
+    PRESET_BOX: ClassVar[str] = ""
+
+    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
+        """(form, the preset's values for it) pairs of the preset loaded last."""
+        return []
+
+    def _show_preset(self, preset: Any) -> None:
+        self._preset = preset
+        self.query_one(f"#{self.PRESET_BOX}").border_subtitle = f"preset {preset.key}: {preset.title}"
+
+    @on(ParameterForm.Changed)
+    def _forget_edited_preset(self) -> None:
+        """Once the form differs from the preset, the box no longer claims to show it."""
+        if self._preset is None:
+            return
+        for form, values in self._preset_forms():
+            raw = form.raw_values()
+            for spec in form.specs:
+                if spec.key not in values:
+                    continue
+                try:
+                    same = parse_field(spec, raw.get(spec.key)) == values[spec.key]
+                except ValueError:
+                    same = False
+                if not same:
+                    self._preset = None
+                    self.query_one(f"#{self.PRESET_BOX}").border_subtitle = ""
+                    return
 
     def can_export(self) -> bool:
         """True when there is something to export (a finished run or sweep)."""

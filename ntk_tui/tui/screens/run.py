@@ -41,6 +41,7 @@ class RunScreen(WorkerScreen):
     TAB_STRIP = "run-tabs"
     RUN_BUTTON = "run-button"
     CANCEL_BUTTON = "cancel-button"
+    PRESET_BOX = "setup"
     NARROW_ONLY_TAB = "setup"
     WIDE_TAB = "gap"
 
@@ -60,7 +61,6 @@ class RunScreen(WorkerScreen):
         self.current_run: Any = None
         self.current_summary: Any = None
         self.current_config: RunConfig | None = None
-        self.preset_title: str | None = None
 
     # ---- layout ---------------------------------------------------------------
 
@@ -116,8 +116,7 @@ class RunScreen(WorkerScreen):
         if self.refuse_if_running():
             return
         self.form.set_values(preset.form)
-        self.preset_title = preset.title
-        self.query_one("#setup").border_subtitle = f"preset {preset.key}: {preset.title}"
+        self._show_preset(preset)
         if run:
             self.action_run()
 
@@ -139,6 +138,9 @@ class RunScreen(WorkerScreen):
         self.action_cancel()
 
     # ---- actions -----------------------------------------------------------------
+
+    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
+        return [(self.form, dict(self._preset.form))] if self._preset is not None else []
 
     def can_export(self) -> bool:
         return self.current_run is not None

@@ -128,6 +128,7 @@ class SweepScreen(WorkerScreen):
     TAB_STRIP = "sweep-tabs"
     RUN_BUTTON = "sweep-run"
     CANCEL_BUTTON = "sweep-cancel"
+    PRESET_BOX = "sweep-setup"
     CANCELLING = "cancelling… (finished runs are kept)"
     BUSY = "a sweep is in progress: press c to cancel it"
     NARROW_ONLY_TAB = "setup"
@@ -248,7 +249,7 @@ class SweepScreen(WorkerScreen):
         if self.refuse_if_running():
             return
         self.set_forms(preset.form, preset.sweep)
-        self.query_one("#sweep-setup").border_subtitle = f"preset {preset.key}: {preset.title}"
+        self._show_preset(preset)
         if run:
             self.action_run()
 
@@ -275,6 +276,10 @@ class SweepScreen(WorkerScreen):
         return a - pad, b + pad
 
     # ---- actions ---------------------------------------------------------------------
+
+    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
+        p = self._preset
+        return [(self.base_form, dict(p.form)), (self.sweep_form, dict(p.sweep))] if p is not None else []
 
     def can_export(self) -> bool:
         return self.result is not None

@@ -230,6 +230,8 @@ class ParameterForm(Container):
             return False
         if spec.key == "path":
             return str(self._value_of("data")) == "file"
+        if spec.key in ("n", "d") and fam == "twolayer":
+            return str(self._value_of("data")) != "file"  # the file decides them
         if spec.key == "C":
             value = self._value_of("t_mode")
             return value is None or str(value) == "scaled"
