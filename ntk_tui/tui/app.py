@@ -153,9 +153,9 @@ class NtkApp(App[None]):
         if self.current_mode != preset.screen:
             await self.switch_mode(preset.screen)
         screen = self.screen
-        load = getattr(screen, "load_preset", None)
-        if load is not None:
-            load(preset, run=run)
+        offer = getattr(screen, "offer_preset", None)
+        if offer is not None:
+            offer(preset, run=run)
 
     def action_toggle_braille(self) -> None:
         self.hires = BLOCK_MODE if self.hires == BRAILLE_MODE else BRAILLE_MODE

@@ -144,9 +144,9 @@ def test_converse_preset_matches_the_engine(make_app, db_path) -> None:
         app = make_app()
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
-            # change a parameter first (the preset overwrites it), then one keystroke: preset 1
+            # change a parameter first (the preset overwrites it, once confirmed), then preset 1
             await set_input(pilot, "#form-alpha", "7")
-            await pilot.press("escape", "1")
+            await pilot.press("escape", "1", "y")
             await wait_for(pilot, lambda: screen.current_run is not None and not screen.running)
             got = screen.current_run
             ref = nt.simulate(nt.Converse(100.0, 1.0, 1.0, sign=1), 100.0, 100.0)
@@ -229,6 +229,30 @@ def test_a_refused_run_gives_the_cursor_back(make_app) -> None:
             await pilot.pause()
             assert screen.form.raw_values()["family"] == "twolayer"
             assert screen.query_one("#form-m", Input).value == "1"  # focusing selects the text
+
+    run(scenario())
+
+
+def test_a_preset_asks_before_replacing_edits(make_app) -> None:
+    async def scenario() -> None:
+        from ntk_tui.tui.screens.dialogs import ConfirmScreen
+
+        app = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            await set_input(pilot, "#form-alpha", "7")
+            await pilot.press("escape", "1")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")  # keep the edits
+            await pilot.pause()
+            assert screen.form.raw_values()["alpha"] == "7" and not screen.running
+            await pilot.press("1", "y")  # now replace them: the preset loads and runs
+            await wait_for(pilot, lambda: screen.current_run is not None and not screen.running)
+            assert screen.form.raw_values()["family"] == "converse"
+            await pilot.press("2")  # nothing edited since: no question
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
 
     run(scenario())
 

@@ -113,17 +113,48 @@ class WorkerScreen(TabbedScreen):
         self._cancel: threading.Event | None = None
         self._focus_before_run: Widget | None = None
         self._preset: Any = None
+        self._clean: list[dict[str, Any]] | None = None
 
     def _set_running(self, running: bool) -> None:
         from textual.widgets import Button
 
         self.running = running
+        if running:
+            self.mark_clean()  # what is run is kept in the history
         self.query_one(f"#{self.RUN_BUTTON}", Button).disabled = running
         self.query_one(f"#{self.CANCEL_BUTTON}", Button).disabled = not running
         self.refresh_bindings()
 
     #: id of the box whose border subtitle names the preset loaded last
     PRESET_BOX: ClassVar[str] = ""
+
+    def _forms(self) -> list[ParameterForm]:
+        return []
+
+    def mark_clean(self) -> None:
+        """The forms as they are now hold nothing to lose (defaults, a preset, a started run)."""
+        self._clean = [f.raw_values() for f in self._forms()]
+
+    def _edited(self) -> bool:
+        return self._clean is not None and [f.raw_values() for f in self._forms()] != self._clean
+
+    def load_preset(self, preset: Any, *, run: bool = True) -> None:
+        raise NotImplementedError
+
+    def offer_preset(self, preset: Any, *, run: bool = True) -> None:
+        """Load a preset, asking first when it would overwrite edits not yet run."""
+        if self.refuse_if_running():
+            return
+        if not self._edited():
+            self.load_preset(preset, run=run)
+            return
+        from .dialogs import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.load_preset(preset, run=run)
+
+        self.app.push_screen(ConfirmScreen(f"Replace your edits with preset {preset.key}, {preset.title}?"), answer)
 
     def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
         """(form, the preset's values for it) pairs of the preset loaded last."""

@@ -318,6 +318,7 @@ class HistoryScreen(TabbedScreen):
             if isinstance(screen, RunScreen):
                 if values:
                     screen.form.set_values(values)
+                    screen.mark_clean()
                 screen.show_run(obj, title=f"reopened {e.label}")
         else:
             from .sweep import SweepScreen
@@ -328,6 +329,7 @@ class HistoryScreen(TabbedScreen):
                 forms = sweep_form_values(obj.spec)
                 if forms is not None:
                     screen.set_forms(*forms)
+                    screen.mark_clean()
                 screen.show_result(obj)
 
     def action_mark(self) -> None:

@@ -88,6 +88,7 @@ class RunScreen(WorkerScreen):
             " 3 NTK width sweep · 4 edge of the lazy regime.",
         )
         self.query_one(RunStatus).message("ready")
+        self.mark_clean()
 
     def set_hires(self, hires: Any) -> None:
         self.query_one(RunPlots).set_hires(hires)
@@ -117,6 +118,7 @@ class RunScreen(WorkerScreen):
             return
         self.form.set_values(preset.form)
         self._show_preset(preset)
+        self.mark_clean()
         if run:
             self.action_run()
 
@@ -141,6 +143,9 @@ class RunScreen(WorkerScreen):
 
     def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
         return [(self.form, dict(self._preset.form))] if self._preset is not None else []
+
+    def _forms(self) -> list[ParameterForm]:
+        return [self.form]
 
     def can_export(self) -> bool:
         return self.current_run is not None

@@ -187,6 +187,7 @@ class SweepScreen(WorkerScreen):
             "Sweep alpha (or the width m with alpha = sqrt m) and fit gap(T) ~ x^slope. "
             "Theorem 1.2: slope -1 in alpha, -1/2 in m; 0 when T = C alpha.", style="dim"))
         self.query_one(RunStatus).message("ready")
+        self.mark_clean()
 
     # ---- layout --------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ class SweepScreen(WorkerScreen):
             return
         self.set_forms(preset.form, preset.sweep)
         self._show_preset(preset)
+        self.mark_clean()
         if run:
             self.action_run()
 
@@ -280,6 +282,9 @@ class SweepScreen(WorkerScreen):
     def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
         p = self._preset
         return [(self.base_form, dict(p.form)), (self.sweep_form, dict(p.sweep))] if p is not None else []
+
+    def _forms(self) -> list[ParameterForm]:
+        return [self.base_form, self.sweep_form]
 
     def can_export(self) -> bool:
         return self.result is not None
