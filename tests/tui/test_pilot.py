@@ -224,11 +224,13 @@ def test_a_refused_run_gives_the_cursor_back(make_app) -> None:
             await pilot.press("enter")
             await wait_for(pilot, lambda: "Cannot run" in str(screen.query_one("#status #status-text").render()))
             await pilot.pause()
-            assert app.focused is screen.query_one("#form-m", Input)
+            assert "rodas4 takes at most" in str(screen.query_one("#form .errors").render())  # on its field
+            assert app.focused is screen.query_one("#form-method")
+            await set_input(pilot, "#form-m", "64")
             await pilot.press("1")
             await pilot.pause()
             assert screen.form.raw_values()["family"] == "twolayer"
-            assert screen.query_one("#form-m", Input).value == "1"  # focusing selects the text
+            assert screen.query_one("#form-m", Input).value == "641"
 
     run(scenario())
 

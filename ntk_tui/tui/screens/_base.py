@@ -204,6 +204,17 @@ class WorkerScreen(TabbedScreen):
         """Called when Run is pressed: where the cursor goes back to if the run is refused."""
         self._focus_before_run = self.focused
 
+    def _on_fields(self, errors: dict[str, str]) -> dict[str, str]:
+        """The engine's errors start with the parameter's name ("method: rodas4 takes at
+        most..."): such an error is shown on that field when the form has it."""
+        out: dict[str, str] = {}
+        for key, msg in errors.items():
+            name = msg.split(":", 1)[0].strip()
+            if key.startswith("_") and ":" in msg and any(f.control_of(name) is not None for f in self._forms()):
+                key = name
+            out[key] = msg
+        return out
+
     def _focus_after_refusal(self, errors: dict[str, str], forms: Sequence[ParameterForm]) -> None:
         """The cursor goes to the first faulty field, or back where it was (starting a run
         switches away from the setup tab in a narrow terminal, which takes the focus), so

@@ -151,6 +151,7 @@ class RunScreen(WorkerScreen):
         return self.current_run is not None
 
     def _refuse(self, errors: dict[str, str], title: str = "Cannot run") -> None:
+        errors = self._on_fields(errors)
         first = next(iter(errors.values()))
         self.form.show_errors({k: v for k, v in errors.items() if not k.startswith("_")})
         self.query_one(RunStatus).message(f"{title}: {first}", error=True)

@@ -290,6 +290,7 @@ class SweepScreen(WorkerScreen):
         return self.result is not None
 
     def _refuse(self, errors: dict[str, str], title: str = "Cannot run the sweep") -> None:
+        errors = self._on_fields(errors)
         first = next(iter(errors.values()))
         base_keys = {f.key for f in FIELDS}
         self.base_form.show_errors({k: v for k, v in errors.items() if k in base_keys})
