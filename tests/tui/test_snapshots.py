@@ -36,6 +36,11 @@ def app_factory():
 
 
 async def _settle(pilot) -> None:
+    from textual.widgets import Input
+
+    # a focused field's blinking cursor would make the picture depend on timing
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()

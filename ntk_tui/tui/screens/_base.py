@@ -222,7 +222,7 @@ class WorkerScreen(TabbedScreen):
         target = next((c for key in errors for form in forms if (c := form.control_of(key)) is not None), None)
         target = target or self._focus_before_run
         if target is not None and target.is_attached:
-            self.call_after_refresh(target.focus)
+            target.focus()
 
     def refuse_if_running(self) -> bool:
         """True (with a notice) when a run is in progress, so the form must not change."""

@@ -776,16 +776,29 @@ impl Solver {
     }
 }
 
+/// Vectors are combined block by block: a block of the result stays in the L1
+/// cache while every stage adds into it, so each stage vector is read once per
+/// combination instead of once per term (large models are memory-bound here).
+const BLOCK: usize = 1024;
+
 /// `out = sum_j coeffs[j] * K_j`, in increasing `j`, skipping the zero
 /// coefficients (adding `0 * K_j` changes no finite sum; non-finite stages are
 /// detected separately).
 fn combine(k: &[f64], n: usize, coeffs: &[f64], out: &mut [f64]) {
+    for start in (0..n).step_by(BLOCK) {
+        let r = start..(start + BLOCK).min(n);
+        combine_block(k, n, coeffs, r.clone(), &mut out[r]);
+    }
+}
+
+/// [`combine`] on the entries `r` of the vectors.
+fn combine_block(k: &[f64], n: usize, coeffs: &[f64], r: std::ops::Range<usize>, out: &mut [f64]) {
     let mut first = true;
     for (j, &a) in coeffs.iter().enumerate() {
         if a == 0.0 {
             continue;
         }
-        let row = &k[j * n..(j + 1) * n];
+        let row = &k[j * n + r.start..j * n + r.end];
         if first {
             crate::kernels::scale_into(out, a, row);
             first = false;
@@ -800,9 +813,13 @@ fn combine(k: &[f64], n: usize, coeffs: &[f64], out: &mut [f64]) {
 
 /// Stage argument `y + (K[:s]^T a) * h` as rk.py forms it.
 fn stage_argument(k: &[f64], n: usize, a: &[f64], h: f64, y: &[f64], out: &mut [f64]) {
-    combine(k, n, a, out);
-    for (o, &yi) in out.iter_mut().zip(y) {
-        *o = yi + *o * h;
+    for start in (0..n).step_by(BLOCK) {
+        let r = start..(start + BLOCK).min(n);
+        let o = &mut out[r.clone()];
+        combine_block(k, n, a, r.clone(), o);
+        for (o, &yi) in o.iter_mut().zip(&y[r]) {
+            *o = yi + *o * h;
+        }
     }
 }
 
