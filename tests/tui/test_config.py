@@ -122,3 +122,11 @@ def test_presets_import_no_textual() -> None:
         pytest.skip("engine not built")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "4"
+
+
+def test_missing_numbers_show_as_a_dash() -> None:
+    from ntk_tui.analysis import format_si
+    from ntk_tui.tui.widgets.summary import fmt
+
+    assert fmt(None) == fmt(float("nan")) == "—"
+    assert fmt(0.0123) == format_si(0.0123, 2) != "—"

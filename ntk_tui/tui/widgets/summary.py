@@ -21,11 +21,15 @@ __all__ = ["SummaryPanel", "RunStatus", "fmt", "short_label"]
 
 
 def fmt(x: Any, digits: int = 2) -> str:
-    """Number formatting shared with the CLI (:func:`ntk_tui.analysis.format_si`)."""
+    """Number formatting shared with the CLI (:func:`ntk_tui.analysis.format_si`);
+    a missing value (None or NaN) shows as a dash."""
+    if x is None:
+        return "—"
     try:
         from ntk_tui.analysis import format_si
 
-        return format_si(float(x), digits)
+        v = float(x)
+        return "—" if math.isnan(v) else format_si(v, digits)
     except (TypeError, ValueError):
         return str(x)
 
