@@ -9,7 +9,6 @@ from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..config import parse_field
 from ..widgets.form import ParameterForm
 
 if TYPE_CHECKING:
@@ -156,32 +155,19 @@ class WorkerScreen(TabbedScreen):
 
         self.app.push_screen(ConfirmScreen(f"Replace your edits with preset {preset.key}, {preset.title}?"), answer)
 
-    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
-        """(form, the preset's values for it) pairs of the preset loaded last."""
-        return []
-
     def _show_preset(self, preset: Any) -> None:
+        """Label the forms, just filled from ``preset``, with it; they are clean now."""
         self._preset = preset
         self.query_one(f"#{self.PRESET_BOX}").border_subtitle = f"preset {preset.key}: {preset.title}"
+        self.mark_clean()
 
     @on(ParameterForm.Changed)
     def _forget_edited_preset(self) -> None:
-        """Once the form differs from the preset, the box no longer claims to show it."""
-        if self._preset is None:
-            return
-        for form, values in self._preset_forms():
-            raw = form.raw_values()
-            for spec in form.specs:
-                if spec.key not in values:
-                    continue
-                try:
-                    same = parse_field(spec, raw.get(spec.key)) == values[spec.key]
-                except ValueError:
-                    same = False
-                if not same:
-                    self._preset = None
-                    self.query_one(f"#{self.PRESET_BOX}").border_subtitle = ""
-                    return
+        """Once the form differs from the preset (the clean state it left), the box
+        no longer claims to show it."""
+        if self._preset is not None and self._edited():
+            self._preset = None
+            self.query_one(f"#{self.PRESET_BOX}").border_subtitle = ""
 
     def can_export(self) -> bool:
         """True when there is something to export (a finished run or sweep)."""

@@ -118,7 +118,6 @@ class RunScreen(WorkerScreen):
             return
         self.form.set_values(preset.form)
         self._show_preset(preset)
-        self.mark_clean()
         if run:
             self.action_run()
 
@@ -140,9 +139,6 @@ class RunScreen(WorkerScreen):
         self.action_cancel()
 
     # ---- actions -----------------------------------------------------------------
-
-    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
-        return [(self.form, dict(self._preset.form))] if self._preset is not None else []
 
     def _forms(self) -> list[ParameterForm]:
         return [self.form]

@@ -251,7 +251,6 @@ class SweepScreen(WorkerScreen):
             return
         self.set_forms(preset.form, preset.sweep)
         self._show_preset(preset)
-        self.mark_clean()
         if run:
             self.action_run()
 
@@ -278,10 +277,6 @@ class SweepScreen(WorkerScreen):
         return a - pad, b + pad
 
     # ---- actions ---------------------------------------------------------------------
-
-    def _preset_forms(self) -> list[tuple[ParameterForm, dict[str, Any]]]:
-        p = self._preset
-        return [(self.base_form, dict(p.form)), (self.sweep_form, dict(p.sweep))] if p is not None else []
 
     def _forms(self) -> list[ParameterForm]:
         return [self.base_form, self.sweep_form]

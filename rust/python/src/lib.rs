@@ -25,15 +25,9 @@ fn value_error(e: ntk_core::Error) -> PyErr {
 /// unwinding into the interpreter.
 fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     py.detach(|| catch_unwind(AssertUnwindSafe(f)))
-        .map_err(|p| PyRuntimeError::new_err(format!("internal error in the ntk_tui core: {}", panic_text(&p))))
+        .map_err(|p| PyRuntimeError::new_err(format!("internal error in the ntk_tui core: {}", batch::panic_message(&p))))
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
 
 fn vec1(arr: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
     arr.as_array().iter().copied().collect()
@@ -103,9 +97,10 @@ fn arg_w0(o: &Bound<'_, PyAny>) -> PyResult<Option<Vec<f64>>> {
     }
     Ok(Some(float_array(o.py(), "w0", o, 1)?.0))
 }
+/// Only the conversion; the core checks the value (1 or -1).
 fn arg_sign(o: &Bound<'_, PyAny>) -> PyResult<i32> {
-    match o.extract::<i64>() {
-        Ok(v @ (-1 | 1)) if !o.is_instance_of::<pyo3::types::PyBool>() => Ok(v as i32),
+    match o.extract::<i32>() {
+        Ok(v) if !o.is_instance_of::<pyo3::types::PyBool>() => Ok(v),
         _ => Err(PyValueError::new_err(format!("sign: must be 1 or -1 (got {})", o.repr()?))),
     }
 }
@@ -665,7 +660,7 @@ fn start_batch(
             *lock(&out.outcome) = match result {
                 Ok(Ok(r)) => Outcome::Done(r),
                 Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                Err(panic) => Outcome::Failed(format!("internal error: {}", panic_text(&panic))),
+                Err(panic) => Outcome::Failed(format!("internal error: {}", batch::panic_message(&panic))),
             };
             out.changed.notify_all();
         })
