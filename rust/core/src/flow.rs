@@ -15,7 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::linalg;
-use crate::model::{FusedIo, Model};
+use crate::model::{FusedIo, Model, MAX_PREPARED};
 use crate::ode::OdeSystem;
 use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
 use std::sync::Arc;
@@ -128,6 +128,12 @@ pub struct DeviationFlow<M: Model> {
     /// The time rbar, u and dbar were last computed for (steps evaluate several
     /// stages at the same time).
     linear_t: f64,
+    /// Times announced by the integrator, with their rbar and u (MAX_PREPARED x n
+    /// each), and whether the model has prepared their J0^T u in one batch.
+    prepared_t: Vec<f64>,
+    prepared_rbar: Vec<f64>,
+    prepared_u: Vec<f64>,
+    model_prepared: bool,
 }
 
 impl<M: Model> DeviationFlow<M> {
@@ -150,6 +156,10 @@ impl<M: Model> DeviationFlow<M> {
             r: vec![0.0; n],
             grad: vec![0.0; p],
             linear_t: f64::NAN,
+            prepared_t: Vec::with_capacity(MAX_PREPARED),
+            prepared_rbar: vec![0.0; MAX_PREPARED * n],
+            prepared_u: vec![0.0; MAX_PREPARED * n],
+            model_prepared: false,
         }
     }
 
@@ -160,14 +170,25 @@ impl<M: Model> DeviationFlow<M> {
 
     /// Fills rbar and dbar at t.
     fn linear_part(&mut self, t: f64) {
-        if t != self.linear_t {
+        if t == self.linear_t {
+            return;
+        }
+        if let Some(i) = self.prepared_t.iter().position(|&p| p == t) {
+            let n = self.rbar.len();
+            self.rbar.copy_from_slice(&self.prepared_rbar[i * n..(i + 1) * n]);
+            if self.model_prepared {
+                self.model.j0t_prepared(&mut self.ws, i, &mut self.dbar);
+            } else {
+                self.model.j0t_mul(&mut self.ws, &self.prepared_u[i * n..(i + 1) * n], &mut self.dbar);
+            }
+        } else {
             self.linear.eval(t, &mut self.rbar, &mut self.u);
             // dbar = J0^T (u/α): the scaling on the n-vector, not the p-vector
             let a = self.alpha;
             self.u.iter_mut().for_each(|v| *v /= a);
             self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
-            self.linear_t = t;
         }
+        self.linear_t = t;
     }
 
     /// d = dbar + s/α².
@@ -200,6 +221,24 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
         self.model.p()
     }
 
+    /// rbar and u at all the announced times, and dbar from one batched product
+    /// with J0^T where the model has one.
+    fn upcoming_times(&mut self, ts: &[f64]) {
+        self.prepared_t.clear();
+        let (n, k) = (self.rbar.len(), ts.len());
+        if k > MAX_PREPARED {
+            return;
+        }
+        for (i, &t) in ts.iter().enumerate() {
+            let u = &mut self.prepared_u[i * n..(i + 1) * n];
+            self.linear.eval(t, &mut self.prepared_rbar[i * n..(i + 1) * n], u);
+            let a = self.alpha;
+            u.iter_mut().for_each(|v| *v /= a);
+        }
+        self.model_prepared = self.model.j0t_prepare(&mut self.ws, &self.prepared_u[..k * n]);
+        self.prepared_t.extend_from_slice(ts);
+    }
+
     fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {
         self.linear_part(t);
         let io = FusedIo {
@@ -224,7 +263,37 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
 
 #[cfg(test)]
 mod tests {
-    use super::decay_and_phi;
+    use super::*;
+    use crate::activation::Activation;
+    use crate::model::TwoLayer;
+    use crate::rng::Rng;
+
+    /// The right-hand side at announced times (batched linear part) equals the
+    /// one computed time by time; so does an announcement the model cannot batch.
+    #[test]
+    fn announced_times_do_not_change_the_rhs() {
+        let (n, d, m) = (6, 3, 9);
+        let mut rng = Rng::new(3);
+        let net = TwoLayer::new(rng.normal_vec(n * d, 0.5), n, d, rng.normal_vec(n, 1.0), m, Activation::Tanh, 1, None, true);
+        let net = Arc::new(net.unwrap());
+        let spectrum = Arc::new(Spectrum::of(&*net).unwrap());
+        let s: Vec<f64> = rng.normal_vec(net.p(), 0.2);
+        let ts = [0.3, 1.7, 2.5];
+        let (mut plain, mut announced) = (vec![0.0; net.p()], vec![0.0; net.p()]);
+        let mut flow = DeviationFlow::new(net.clone(), spectrum.clone(), 7.0);
+        for announce in [&ts[..], &[0.0; MAX_PREPARED + 1][..]] {
+            let mut batched = DeviationFlow::new(net.clone(), spectrum.clone(), 7.0);
+            batched.upcoming_times(announce);
+            for &t in &ts {
+                flow.rhs(t, &s, &mut plain);
+                batched.rhs(t, &s, &mut announced);
+                let scale = plain.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                for (a, b) in announced.iter().zip(&plain) {
+                    assert!((a - b).abs() <= 1e-13 * scale, "t = {t}: {a} vs {b}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn decay_and_phi_match_direct_formulas() {

@@ -24,6 +24,9 @@ pub use twolayer::TwoLayer;
 pub const MAX_PARAMS: usize = 50_000_000;
 /// Largest number of outputs: the closed-form linear flow needs an n x n eigendecomposition.
 pub const MAX_OUTPUTS: usize = 20_000;
+/// Most products `Model::j0t_prepare` computes at once (the stage times of one
+/// DOP853 attempt).
+pub const MAX_PREPARED: usize = 12;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LipKind {
@@ -71,6 +74,16 @@ pub trait Model: Send + Sync {
     fn j0_mul(&self, ws: &mut Self::Work, v: &[f64], out: &mut [f64]);
     /// out = J0^T q (p).
     fn j0t_mul(&self, ws: &mut Self::Work, q: &[f64], out: &mut [f64]);
+    /// Computes J0^T q_i for the rows q_i of `qs` (at most `MAX_PREPARED` rows of n)
+    /// in one pass over the model, for `j0t_prepared` to hand out. Returns false
+    /// when the model has no such batched form; the caller then uses `j0t_mul`.
+    fn j0t_prepare(&self, _ws: &mut Self::Work, _qs: &[f64]) -> bool {
+        false
+    }
+    /// out = J0^T q_i for row i of the last successful `j0t_prepare`.
+    fn j0t_prepared(&self, _ws: &mut Self::Work, _i: usize, _out: &mut [f64]) {
+        unreachable!("j0t_prepared is only called after j0t_prepare returned true")
+    }
     /// Sets the deviation d = w - w0 used by the calls below, and writes
     /// rem = h(w0+d) - h(w0) - J0 d.
     fn set_deviation(&self, ws: &mut Self::Work, d: &[f64], rem: &mut [f64]);

@@ -46,7 +46,14 @@ pub trait OdeSystem {
     fn dim(&self) -> usize;
     /// dy = f(t, y). Must not allocate. May fill dy with non-finite values (the solver detects it).
     fn rhs(&mut self, t: f64, y: &[f64], dy: &mut [f64]);
+    /// The times of the evaluations that follow (the stages of one attempt, or
+    /// the extra stages of a dense output), so that work depending on t alone
+    /// can be done for all of them at once. A hint: `rhs` must not rely on it.
+    fn upcoming_times(&mut self, _ts: &[f64]) {}
 }
+
+/// Most stages of one attempt (DOP853: 11 stages and the FSAL evaluation).
+const MAX_STAGE_TIMES: usize = 12;
 
 /// Integration method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,6 +496,12 @@ impl Solver {
         let tab = self.tab;
         let t = self.t;
         self.k[..n].copy_from_slice(&self.f);
+        let mut ts = [0.0; MAX_STAGE_TIMES];
+        for s in 1..tab.n_stages {
+            ts[s - 1] = t + tab.c[s] * h;
+        }
+        ts[tab.n_stages - 1] = t + h;
+        sys.upcoming_times(&ts[..tab.n_stages]);
         for s in 1..tab.n_stages {
             stage_argument(&self.k, n, tab.a[s], h, &self.y, &mut self.work);
             sys.rhs(
@@ -620,6 +633,11 @@ impl Solver {
                 d,
             } => {
                 let s0 = self.tab.n_stages + 1;
+                let mut ts = [0.0; MAX_STAGE_TIMES];
+                for (t, &c) in ts.iter_mut().zip(c_extra) {
+                    *t = self.t_prev + c * h;
+                }
+                sys.upcoming_times(&ts[..c_extra.len()]);
                 for (i, (&c, &a)) in c_extra.iter().zip(a_extra).enumerate() {
                     let s = s0 + i;
                     stage_argument(&self.k, n, a, h, &self.y_old, &mut self.work);
