@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -347,24 +348,37 @@ class Batch:
 
     ``shape`` is ``(len(models), len(alphas))`` (or ``(N, 1)`` for paired
     batches). ``status[i, j]`` is ``"ok"``, ``"failed: ..."`` or ``"cancelled"``.
+    The arrays, ``status`` and ``scalar`` come straight from the core's results;
+    the :class:`Run` objects of ``runs`` and ``run(i, j)`` are built on first
+    use (for 10,000 small runs, building them all takes a fifth as long as
+    integrating them).
     """
 
     models: tuple[Model, ...]
     alphas: np.ndarray
     paired: bool
-    runs: tuple[tuple[Run, ...], ...]
+    #: the core's result of every run, row-major over ``shape``
+    raws: tuple[dict[str, Any], ...] = field(repr=False)
+    atol: float = field(repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (len(self.runs), len(self.runs[0]) if self.runs else 0)
+        width = 1 if self.paired else len(self.alphas)
+        return (len(self.raws) // width, width)
+
+    @cached_property
+    def runs(self) -> tuple[tuple[Run, ...], ...]:
+        rows, width = self.shape
+        runs = [_make_run(self.models[idx // width], _with_options(raw, self.atol)) for idx, raw in enumerate(self.raws)]
+        return tuple(tuple(runs[r * width : (r + 1) * width]) for r in range(rows))
 
     @property
     def times(self) -> np.ndarray:
-        return self.runs[0][0].requested_times
+        return np.asarray(self.raws[0]["requested_times"])
 
     @property
     def status(self) -> np.ndarray:
-        return np.array([[r.status for r in row] for row in self.runs], dtype=object)
+        return np.array([raw["status"] for raw in self.raws], dtype=object).reshape(self.shape)
 
     def run(self, i: int, j: int = 0) -> Run:
         return self.runs[i][j]
@@ -373,15 +387,14 @@ class Batch:
         """A run scalar (``R0``, ``kappa``, ``lip_dh``, ``alpha``...) for every run."""
         if name not in RUN_SCALARS:
             raise ValueError(f"name: unknown run scalar {name!r}; accepted: {', '.join(RUN_SCALARS)}")
-        return np.array([[getattr(r, name) for r in row] for row in self.runs], dtype=np.float64)
+        return np.array([raw[name] for raw in self.raws], dtype=np.float64).reshape(self.shape)
 
     def _series(self, name: str) -> np.ndarray:
         k = len(self.times)
         out = np.full(self.shape + (k,), np.nan)
-        for i, row in enumerate(self.runs):
-            for j, r in enumerate(row):
-                v = getattr(r, name)
-                out[i, j, : len(v)] = v
+        for row, raw in zip(out.reshape(-1, k), self.raws):
+            v = raw[name]
+            row[: len(v)] = v
         return out
 
     def __getattr__(self, name: str) -> np.ndarray:
@@ -430,14 +443,8 @@ class BatchJob:
     def result(self) -> Batch:
         """The batch (waits for the end)."""
         if self._batch is None:
-            raws = self._job.results()
-            runs: list[Run] = []
-            for idx, raw in enumerate(raws):
-                i = idx if self._paired else idx // len(self._alphas)
-                runs.append(_make_run(self._models[i], _with_options(raw, self._atol)))
-            width = 1 if self._paired else len(self._alphas)
-            rows = tuple(tuple(runs[r * width : (r + 1) * width]) for r in range(len(runs) // max(width, 1)))
-            self._batch = Batch(self._models, self._alphas, self._paired, rows)
+            raws = tuple(self._job.results())
+            self._batch = Batch(self._models, self._alphas, self._paired, raws, self._atol)
         return self._batch
 
 

@@ -63,6 +63,28 @@ def test_one_diverging_model_does_not_sink_the_batch() -> None:
     assert np.isfinite(batch.gap[0, 0]).all() and np.isfinite(batch.gap[2, 0]).all()
 
 
+def test_batch_arrays_agree_with_its_runs_including_a_partial_one() -> None:
+    """The arrays, status and scalars come from the core's results and the Run
+    objects are built later; both views must agree, NaN-padded where a run
+    stopped early."""
+    models = [nets(1)[0], nt.Quadratic(6, 3, lip_dh=1e6, seed=1)]
+    alphas = [1e-3, 2.0]
+    batch = nt.simulate_batch(models, alphas, 10.0, max_steps=2_000, metrics=["gap", "loss"])
+    assert batch.status[1, 0].startswith("failed")
+    for i in range(2):
+        for j in range(2):
+            run = batch.run(i, j)
+            k = len(run.times)
+            assert batch.status[i, j] == run.status
+            assert batch.scalar("kappa")[i, j] == run.kappa
+            for name in ("gap", "loss"):
+                np.testing.assert_array_equal(getattr(batch, name)[i, j, :k], getattr(run, name))
+                assert np.isnan(getattr(batch, name)[i, j, k:]).all()
+    assert len(batch.run(1, 0).times) < len(batch.times)
+    np.testing.assert_array_equal(batch.times, batch.run(1, 0).requested_times)
+    assert batch.run(0, 1).stats["atol"] == nt.DEFAULT_ATOL
+
+
 def test_a_model_with_an_overflowing_kernel_fails_in_its_slots_only() -> None:
     X, y = nt.datasets.sphere(16, 4, seed=0)
     huge = nt.TwoLayer(X, y, m=8, w0=np.r_[np.full(8, 1e160), np.full(32, 0.01)])
