@@ -348,37 +348,35 @@ class Batch:
 
     ``shape`` is ``(len(models), len(alphas))`` (or ``(N, 1)`` for paired
     batches). ``status[i, j]`` is ``"ok"``, ``"failed: ..."`` or ``"cancelled"``.
-    The arrays, ``status`` and ``scalar`` come straight from the core's results;
-    the :class:`Run` objects of ``runs`` and ``run(i, j)`` are built on first
-    use (for 10,000 small runs, building them all takes a fifth as long as
-    integrating them).
+    The arrays and ``status`` are assembled by the core from its results; the
+    :class:`Run` objects of ``runs``, ``run(i, j)`` and ``scalar`` are built on
+    first use (for 10,000 small runs, building them all takes a fifth as long
+    as integrating them).
     """
 
     models: tuple[Model, ...]
     alphas: np.ndarray
     paired: bool
-    #: the core's result of every run, row-major over ``shape``
-    raws: tuple[dict[str, Any], ...] = field(repr=False)
+    #: the requested times
+    times: np.ndarray
+    #: the finished core batch that holds the results
+    job: Any = field(repr=False, compare=False)
     atol: float = field(repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:
-        width = 1 if self.paired else len(self.alphas)
-        return (len(self.raws) // width, width)
+        return (len(self.models), len(self.alphas)) if not self.paired else (len(self.models), 1)
 
     @cached_property
     def runs(self) -> tuple[tuple[Run, ...], ...]:
         rows, width = self.shape
-        runs = [_make_run(self.models[idx // width], _with_options(raw, self.atol)) for idx, raw in enumerate(self.raws)]
+        raws = self.job.results()
+        runs = [_make_run(self.models[idx // width], _with_options(raw, self.atol)) for idx, raw in enumerate(raws)]
         return tuple(tuple(runs[r * width : (r + 1) * width]) for r in range(rows))
 
     @property
-    def times(self) -> np.ndarray:
-        return np.asarray(self.raws[0]["requested_times"])
-
-    @property
     def status(self) -> np.ndarray:
-        return np.array([raw["status"] for raw in self.raws], dtype=object).reshape(self.shape)
+        return np.array(self.job.statuses(), dtype=object).reshape(self.shape)
 
     def run(self, i: int, j: int = 0) -> Run:
         return self.runs[i][j]
@@ -387,32 +385,27 @@ class Batch:
         """A run scalar (``R0``, ``kappa``, ``lip_dh``, ``alpha``...) for every run."""
         if name not in RUN_SCALARS:
             raise ValueError(f"name: unknown run scalar {name!r}; accepted: {', '.join(RUN_SCALARS)}")
-        return np.array([raw[name] for raw in self.raws], dtype=np.float64).reshape(self.shape)
-
-    def _series(self, name: str) -> np.ndarray:
-        k = len(self.times)
-        out = np.full(self.shape + (k,), np.nan)
-        for row, raw in zip(out.reshape(-1, k), self.raws):
-            v = raw[name]
-            row[: len(v)] = v
-        return out
+        return np.array([[getattr(r, name) for r in row] for row in self.runs], dtype=np.float64)
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name in SERIES:
-            return self._series(name)
+            return self.job.series(name).reshape(self.shape + (len(self.times),))
         raise AttributeError(name)
 
     @property
     def gap_T(self) -> np.ndarray:
         """gap at the last requested time (NaN where a run did not get there)."""
-        return self._series("gap")[..., -1]
+        return self.gap[..., -1]
 
 
 class BatchJob:
     """A batch running in the background: poll ``progress``, ``cancel()``, ``wait()``, ``result()``."""
 
-    def __init__(self, job: Any, models: tuple[Model, ...], alphas: np.ndarray, paired: bool, atol: float) -> None:
+    def __init__(
+        self, job: Any, models: tuple[Model, ...], alphas: np.ndarray, paired: bool, times: np.ndarray, atol: float
+    ) -> None:
         self._job = job
+        self._times = times
         self._models = models
         self._alphas = alphas
         self._paired = paired
@@ -443,8 +436,8 @@ class BatchJob:
     def result(self) -> Batch:
         """The batch (waits for the end)."""
         if self._batch is None:
-            raws = tuple(self._job.results())
-            self._batch = Batch(self._models, self._alphas, self._paired, raws, self._atol)
+            self.wait()
+            self._batch = Batch(self._models, self._alphas, self._paired, self._times, self._job, self._atol)
         return self._batch
 
 
@@ -481,7 +474,7 @@ def start_batch(
     T = _positive("T", T)
     args = _run_args(1.0, T, times, rtol, atol, method, max_steps, metrics)[1:]
     job = _core.start_batch(list(models), jobs, *args, threads)
-    return BatchJob(job, models, alphas_arr, paired, atol)
+    return BatchJob(job, models, alphas_arr, paired, args[1], atol)
 
 
 def simulate_batch(

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 import ntk_tui as nt
 
@@ -83,6 +84,8 @@ def test_batch_arrays_agree_with_its_runs_including_a_partial_one() -> None:
     assert len(batch.run(1, 0).times) < len(batch.times)
     np.testing.assert_array_equal(batch.times, batch.run(1, 0).requested_times)
     assert batch.run(0, 1).stats["atol"] == nt.DEFAULT_ATOL
+    with pytest.raises(ValueError, match="name: unknown series 'nope'; accepted: gap, "):
+        batch.job.series("nope")
 
 
 def test_a_model_with_an_overflowing_kernel_fails_in_its_slots_only() -> None:

@@ -610,9 +610,37 @@ impl BatchJob {
     }
     /// The result dicts in job order (waits for the end).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.with_results(py, |results| results.iter().map(|r| result_dict(py, r, self.metrics)).collect())
+    }
+    /// One series of every run, runs x requested times, NaN where a run did not
+    /// get (waits for the end).
+    fn series<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        self.with_results(py, |results| {
+            let k = results.first().map_or(0, |r| r.measurements.times.len());
+            let mut out = vec![f64::NAN; results.len() * k];
+            for (row, r) in out.chunks_exact_mut(k.max(1)).zip(results) {
+                let m = &r.measurements;
+                let Some((_, v)) = m.series().into_iter().find(|(n, _)| *n == name) else {
+                    let names: Vec<_> = m.series().iter().map(|(n, _)| *n).collect();
+                    return Err(PyValueError::new_err(format!("name: unknown series '{name}'; accepted: {}", names.join(", "))));
+                };
+                row[..m.len].copy_from_slice(&v[..m.len]);
+            }
+            Ok(PyArray1::from_vec(py, out).reshape([results.len(), k])?)
+        })
+    }
+    /// The status of every run ("ok", "failed: ...", "cancelled"), in job order.
+    fn statuses(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.with_results(py, |results| Ok(results.iter().map(|r| r.status.describe()).collect()))
+    }
+}
+
+impl BatchJob {
+    /// Waits for the end, then hands the results to `f`.
+    fn with_results<T>(&self, py: Python<'_>, f: impl FnOnce(&[RunResult]) -> PyResult<T>) -> PyResult<T> {
         self.wait(py, None)?;
         match &*lock(&self.shared.outcome) {
-            Outcome::Done(results) => results.iter().map(|r| result_dict(py, r, self.metrics)).collect(),
+            Outcome::Done(results) => f(results),
             Outcome::Failed(why) => Err(PyRuntimeError::new_err(format!("the batch failed: {why}"))),
             Outcome::Running => unreachable!("wait(None) returns once the batch has ended"),
         }
