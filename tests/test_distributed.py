@@ -38,6 +38,9 @@ def client():
     c = distributed.Client(cluster)
     yield c
     c.close()
+    # closed here rather than whenever the garbage collector finalizes it, in
+    # the middle of a later test (its finalizer runs Python code in the main thread)
+    cluster.close()
     cluster.close()
 
 
