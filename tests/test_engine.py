@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import math
+import signal
 import threading
 import time
 
@@ -335,7 +336,17 @@ def _slow_model() -> nt.Model:
     return nt.TwoLayer(X, y, m=1024)
 
 
-def test_ctrl_c_interrupts_a_long_run_and_a_batch() -> None:
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler, which turns Ctrl-C into KeyboardInterrupt. A
+    process started in the background by a shell without job control inherits
+    SIGINT ignored, and then interrupt_main does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_interrupts_a_long_run_and_a_batch(python_sigint_handler) -> None:
     model = _slow_model()
     for call in (
         lambda: nt.simulate(model, 1.0, 1e5, metrics=["gap"]),
