@@ -365,7 +365,7 @@ class Batch:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (len(self.models), len(self.alphas)) if not self.paired else (len(self.models), 1)
+        return (len(self.models), 1 if self.paired else len(self.alphas))
 
     @cached_property
     def runs(self) -> tuple[tuple[Run, ...], ...]:

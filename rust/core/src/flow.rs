@@ -48,8 +48,6 @@ pub struct LinearFlow {
     c: Vec<f64>,
     /// [e^{-λt_i} c]_i and [φ(t_i) c]_i as the columns of an n x 2k matrix (k <= MAX_PREPARED)
     coef: Vec<f64>,
-    /// V times coef for `eval` (k = 1)
-    out: Vec<f64>,
 }
 
 impl LinearFlow {
@@ -57,21 +55,12 @@ impl LinearFlow {
         let n = spectrum.n;
         let mut c = vec![0.0; n];
         crate::model::dense::mat_t_vec(&spectrum.vectors, n, n, r0, &mut c);
-        LinearFlow { spectrum, c, coef: vec![0.0; 2 * MAX_PREPARED * n], out: vec![0.0; 2 * n] }
-    }
-
-    /// rbar(t) and u(t) = V φ(t) c, so that wbar(t) - w0 = J0^T u(t) / α.
-    pub fn eval(&mut self, t: f64, rbar: &mut [f64], u: &mut [f64]) {
-        let mut out = std::mem::take(&mut self.out);
-        self.eval_many(&[t], &mut out);
-        let (r, v) = out.split_at(rbar.len());
-        rbar.copy_from_slice(r);
-        u.copy_from_slice(v);
-        self.out = out;
+        LinearFlow { spectrum, c, coef: vec![0.0; 2 * MAX_PREPARED * n] }
     }
 
     /// [rbar(t_1) .. rbar(t_k), u(t_1) .. u(t_k)] as the columns of `out` (n x 2k
-    /// column-major), from one product with V; k <= MAX_PREPARED.
+    /// column-major), from one product with V; k <= MAX_PREPARED. u(t) = V φ(t) c,
+    /// so that wbar(t) - w0 = J0^T u(t) / α.
     pub fn eval_many(&mut self, ts: &[f64], out: &mut [f64]) {
         let sp = &*self.spectrum;
         let (n, k) = (sp.n, ts.len());
@@ -155,7 +144,6 @@ pub struct DeviationFlow<M: Model> {
     /// r0 = y* - α h(w0)
     pub r0: Vec<f64>,
     pub rbar: Vec<f64>,
-    pub u: Vec<f64>,
     /// wbar - w0
     pub dbar: Vec<f64>,
     /// w - w0
@@ -170,7 +158,7 @@ pub struct DeviationFlow<M: Model> {
     /// The time rbar, u and dbar were last computed for (steps evaluate several
     /// stages at the same time).
     linear_t: f64,
-    /// Times announced by the integrator (k of them), [rbar(t_i)]_i then [u(t_i)/α]_i
+    /// The times of the last `prepare` (k of them), [rbar(t_i)]_i then [u(t_i)/α]_i
     /// (n each), and whether the model has prepared their J0^T u in one batch.
     prepared_t: Vec<f64>,
     prepared: Vec<f64>,
@@ -188,7 +176,6 @@ impl<M: Model> DeviationFlow<M> {
             alpha,
             r0,
             rbar: vec![0.0; n],
-            u: vec![0.0; n],
             dbar: vec![0.0; p],
             d: vec![0.0; p],
             rem: vec![0.0; n],
@@ -208,28 +195,43 @@ impl<M: Model> DeviationFlow<M> {
         0.5 * self.r0.iter().map(|v| v * v).sum::<f64>()
     }
 
-    /// Fills rbar and dbar at t.
+    /// Fills rbar and dbar at t: from the announced times, or on its own for a
+    /// time the integrator did not announce (Rosenbrock stages, measurements).
     fn linear_part(&mut self, t: f64) {
         if t == self.linear_t {
             return;
         }
-        if let Some(i) = self.prepared_t.iter().position(|&p| p == t) {
-            let (n, k) = (self.rbar.len(), self.prepared_t.len());
-            self.rbar.copy_from_slice(&self.prepared[i * n..(i + 1) * n]);
-            if self.model_prepared {
-                self.model.j0t_prepared(&mut self.ws, i, &mut self.dbar);
-            } else {
-                let u = &self.prepared[(k + i) * n..(k + i + 1) * n];
-                self.model.j0t_mul(&mut self.ws, u, &mut self.dbar);
+        let i = match self.prepared_t.iter().position(|&p| p == t) {
+            Some(i) => i,
+            None => {
+                self.prepare(&[t]);
+                0
             }
+        };
+        let (n, k) = (self.rbar.len(), self.prepared_t.len());
+        self.rbar.copy_from_slice(&self.prepared[i * n..(i + 1) * n]);
+        if self.model_prepared {
+            self.model.j0t_prepared(&mut self.ws, i, &mut self.dbar);
         } else {
-            self.linear.eval(t, &mut self.rbar, &mut self.u);
-            // dbar = J0^T (u/α): the scaling on the n-vector, not the p-vector
-            let a = self.alpha;
-            self.u.iter_mut().for_each(|v| *v /= a);
-            self.model.j0t_mul(&mut self.ws, &self.u, &mut self.dbar);
+            let u = &self.prepared[(k + i) * n..(k + i + 1) * n];
+            self.model.j0t_mul(&mut self.ws, u, &mut self.dbar);
         }
         self.linear_t = t;
+    }
+
+    /// rbar and u/α at the times `ts` (at most MAX_PREPARED), and J0^T (u/α) from
+    /// one batched product where the model has one. The scaling by 1/α is on
+    /// the n-vectors, not the p-vectors.
+    fn prepare(&mut self, ts: &[f64]) {
+        let (n, k) = (self.rbar.len(), ts.len());
+        let prepared = &mut self.prepared[..2 * k * n];
+        self.linear.eval_many(ts, prepared);
+        let a = self.alpha;
+        let us = &mut prepared[k * n..];
+        us.iter_mut().for_each(|v| *v /= a);
+        self.model_prepared = self.model.j0t_prepare(&mut self.ws, us);
+        self.prepared_t.clear();
+        self.prepared_t.extend_from_slice(ts);
     }
 
     /// d = dbar + s/α².
@@ -262,21 +264,11 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
         self.model.p()
     }
 
-    /// rbar and u at all the announced times, and dbar from one batched product
-    /// with J0^T where the model has one.
+    /// Prepares the linear part at all the announced times (see `prepare`).
     fn upcoming_times(&mut self, ts: &[f64]) {
-        self.prepared_t.clear();
-        let (n, k) = (self.rbar.len(), ts.len());
-        if k > MAX_PREPARED {
-            return;
+        if ts.len() <= MAX_PREPARED {
+            self.prepare(ts);
         }
-        let prepared = &mut self.prepared[..2 * k * n];
-        self.linear.eval_many(ts, prepared);
-        let a = self.alpha;
-        let us = &mut prepared[k * n..];
-        us.iter_mut().for_each(|v| *v /= a);
-        self.model_prepared = self.model.j0t_prepare(&mut self.ws, us);
-        self.prepared_t.extend_from_slice(ts);
     }
 
     fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {

@@ -239,6 +239,27 @@ impl TwoLayer {
         kernels::db_row(out, &self.w0[..self.m], da, &self.base.s1[r.clone()], &ws_e1[r]);
     }
 
+    /// The products of J0^T q for the k columns q_i of `qs` (n x k column-major):
+    /// a_cols = S0^T Q / sqrt(mn) (m x k) and u_cols = S1^T [q_i ∘ X / sqrt(n)]_i
+    /// (m x kd), both column-major, with `qx` (n x kd) as scratch. They read the
+    /// stored activations once and write nothing of size n x m; u_cols is
+    /// column-major because with the m x d result row-major the product runs 2.4
+    /// times slower (its long dimension m would be the output's inner one).
+    fn s_t_products(&self, qs: &[f64], qx: &mut [f64], a_cols: &mut [f64], u_cols: &mut [f64]) {
+        let (n, m, d, k) = (self.n, self.m, self.d, qs.len() / self.n);
+        for (j, row) in qx.chunks_exact_mut(k * d).enumerate() {
+            for (i, block) in row.chunks_exact_mut(d).enumerate() {
+                kernels::scale_into(block, qs[i * n + j] * self.inv_sqrt_n, &self.x[j * d..(j + 1) * d]);
+            }
+        }
+        let s0 = MatRef::from_row_major_slice(&self.base.s0, n, m);
+        let s1 = MatRef::from_row_major_slice(&self.base.s1, n, m);
+        let q = MatRef::from_column_major_slice(qs, n, k);
+        matmul(MatMut::from_column_major_slice_mut(a_cols, m, k), Accum::Replace, s0.transpose(), q, self.inv_sqrt_mn, Par::Seq);
+        let qx = MatRef::from_row_major_slice(qx, n, k * d);
+        matmul(MatMut::from_column_major_slice_mut(u_cols, m, k * d), Accum::Replace, s1.transpose(), qx, 1.0, Par::Seq);
+    }
+
     /// The U part of J0^T q, a0 ∘ P (m x d row-major), from P column-major.
     fn scale_u_part(&self, p_cols: &[f64], ou: &mut [f64]) {
         let (m, d) = (self.m, self.d);
@@ -373,24 +394,9 @@ impl Model for TwoLayer {
     }
 
     fn j0t_mul(&self, ws: &mut TwoLayerWork, q: &[f64], out: &mut [f64]) {
-        let (n, m, d) = (self.n, self.m, self.d);
-        let (oa, ou) = out.split_at_mut(m);
-        // J0^T q = [S0^T q / sqrt(mn), a0 ∘ (S1^T (q ∘ X)) / sqrt(n)]: two products that
-        // read the stored activations once and write nothing of size n x m.
-        let s0 = MatRef::from_row_major_slice(&self.base.s0, n, m);
-        let s1 = MatRef::from_row_major_slice(&self.base.s1, n, m);
-        let qx = &mut ws.qx;
-        for (j, &qj) in q.iter().enumerate() {
-            kernels::scale_into(&mut qx[j * d..(j + 1) * d], qj * self.inv_sqrt_n, &self.x[j * d..(j + 1) * d]);
-        }
-        let q = MatRef::from_column_major_slice(q, n, 1);
-        matmul(MatMut::from_column_major_slice_mut(oa, m, 1), Accum::Replace, s0.transpose(), q, self.inv_sqrt_mn, Par::Seq);
-        // into a column-major buffer: with the m x d result row-major the product runs
-        // 2.4 times slower (its long dimension m would be the output's inner one)
-        let qx = MatRef::from_row_major_slice(qx, n, d);
-        let prod = &mut ws.s1t_qx;
-        matmul(MatMut::from_column_major_slice_mut(prod, m, d), Accum::Replace, s1.transpose(), qx, 1.0, Par::Seq);
-        self.scale_u_part(prod, ou);
+        let (oa, ou) = out.split_at_mut(self.m);
+        self.s_t_products(q, &mut ws.qx, oa, &mut ws.s1t_qx);
+        self.scale_u_part(&ws.s1t_qx, ou);
     }
 
     fn j0t_prepare(&self, ws: &mut TwoLayerWork, qs: &[f64]) -> bool {
@@ -398,21 +404,9 @@ impl Model for TwoLayer {
         if ws.many_a.is_empty() || k > MAX_PREPARED {
             return false;
         }
-        // the products of j0t_mul for all k right-hand sides: S0 and S1 are read
-        // once, and the products are k times wider (1.6x faster for W2's shapes)
-        let qx = &mut ws.many_qx[..n * k * d];
-        for (j, row) in qx.chunks_exact_mut(k * d).enumerate() {
-            for (i, block) in row.chunks_exact_mut(d).enumerate() {
-                kernels::scale_into(block, qs[i * n + j] * self.inv_sqrt_n, &self.x[j * d..(j + 1) * d]);
-            }
-        }
-        let s0 = MatRef::from_row_major_slice(&self.base.s0, n, m);
-        let s1 = MatRef::from_row_major_slice(&self.base.s1, n, m);
-        let (many_a, many_u) = (&mut ws.many_a[..m * k], &mut ws.many_u[..m * k * d]);
-        let q = MatRef::from_column_major_slice(qs, n, k);
-        matmul(MatMut::from_column_major_slice_mut(many_a, m, k), Accum::Replace, s0.transpose(), q, self.inv_sqrt_mn, Par::Seq);
-        let qx = MatRef::from_row_major_slice(qx, n, k * d);
-        matmul(MatMut::from_column_major_slice_mut(many_u, m, k * d), Accum::Replace, s1.transpose(), qx, 1.0, Par::Seq);
+        // S0 and S1 are read once for all k right-hand sides, and the products
+        // are k times wider (1.6x faster for W2's shapes)
+        self.s_t_products(qs, &mut ws.many_qx[..n * k * d], &mut ws.many_a[..m * k], &mut ws.many_u[..m * k * d]);
         true
     }
 
