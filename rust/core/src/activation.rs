@@ -242,7 +242,8 @@ impl Activation {
 /// h = `half` (1 for tanh; 1/2 for sigmoid(x) = (1 + tanh(x/2))/2, whose
 /// increments the caller scales by 1/2, 1/2, 1/4). Both branches of `tanh_delta`
 /// are computed and one is selected, so the loop has no branches, and each
-/// unit takes one exponential and one division (the divider is the bottleneck).
+/// unit takes one exponential and one division (the chain from one to the other
+/// is the bottleneck: iterations too long for the processor to overlap many).
 /// `MODE` 0: every |x| < 0.1 (series only); 1: every |x| < 0.5 (addition
 /// formula); 2: any x (both branches computed, one selected per unit).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
@@ -315,13 +316,26 @@ fn exp_neg<const FMA: bool>(x: f64) -> f64 {
     let kk = x * std::f64::consts::LOG2_E + SHIFT;
     let k = kk - SHIFT;
     let r = madd::<FMA>(-k, LN2_LO, madd::<FMA>(-k, LN2_HI, x));
-    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
-    let mut f = 6_227_020_800.0;
-    for j in (1..13).rev() {
-        f /= (j + 1) as f64;
-        p = madd::<FMA>(p, r, 1.0 / f);
-    }
-    p = madd::<FMA>(p, r, 1.0);
+    // Taylor coefficients 1/j!, j = 0..13 (j! is exact in f64, so each is correctly rounded)
+    const C: [f64; 14] = {
+        let (mut c, mut f, mut j) = ([1.0; 14], 1.0, 1);
+        while j < 14 {
+            f *= j as f64;
+            c[j] = 1.0 / f;
+            j += 1;
+        }
+        c
+    };
+    // Estrin's scheme above r³ (pairs, then pairs of pairs with r², r⁴, r⁸) and
+    // Horner's below: the dependency chain is 7 multiply-adds deep instead of 13,
+    // which is what bounds the vectorised row loop (its iterations are too long
+    // for the processor to overlap many), and the leading terms keep Horner's rounding.
+    let (r2, c) = (r * r, &C);
+    let r4 = r2 * r2;
+    let pair = |j: usize| madd::<FMA>(c[j + 1], r, c[j]);
+    let (p0, p1, p2) = (madd::<FMA>(pair(5), r2, pair(3)), madd::<FMA>(pair(9), r2, pair(7)), madd::<FMA>(c[13], r2, pair(11)));
+    let high = madd::<FMA>(p2, r4 * r4, madd::<FMA>(p1, r4, p0));
+    let p = horner::<FMA>(high, &C[..3], r);
     // the low bits of kk hold k; (k + 1023) << 52 is 2^k
     let two_k = f64::from_bits(kk.to_bits().wrapping_add(1023) << 52);
     p * two_k
@@ -370,11 +384,23 @@ fn tanh_minus_id_series_n<const K: usize, const FMA: bool>(b: f64) -> f64 {
         -929569.0 / 638512875.0,
     ];
     let b2 = b * b;
-    let mut acc = 0.0;
-    for &c in C[..K].iter().rev() {
-        acc = madd::<FMA>(acc, b2, c);
-    }
+    let acc = if K == 7 {
+        // Estrin's scheme for the top four terms (a shorter dependency chain, see exp_neg)
+        let high = madd::<FMA>(madd::<FMA>(C[6], b2, C[5]), b2 * b2, madd::<FMA>(C[4], b2, C[3]));
+        horner::<FMA>(high, &C[..3], b2)
+    } else {
+        horner::<FMA>(0.0, &C[..K], b2)
+    };
     acc * b2 * b
+}
+
+/// acc x^N + Σ c_j x^j (N = c.len()) by Horner's scheme.
+#[inline(always)]
+fn horner<const FMA: bool>(mut acc: f64, c: &[f64], x: f64) -> f64 {
+    for &cj in c.iter().rev() {
+        acc = madd::<FMA>(acc, x, cj);
+    }
+    acc
 }
 
 /// expm1(b) - b, accurate for small b.
