@@ -271,6 +271,13 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
         }
     }
 
+    /// 1/λmax(K0): at t = 0 both s and ds/dt vanish, and the deviation starts
+    /// on the time scale of the fastest mode of the linear flow that drives it.
+    fn time_scale(&self) -> Option<f64> {
+        let lmax = self.linear.spectrum.lambda.iter().fold(0.0f64, |m, &l| m.max(l));
+        (lmax > 0.0).then(|| 1.0 / lmax)
+    }
+
     fn rhs(&mut self, t: f64, s: &[f64], ds: &mut [f64]) {
         self.linear_part(t);
         let io = FusedIo {

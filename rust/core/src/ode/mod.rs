@@ -50,6 +50,12 @@ pub trait OdeSystem {
     /// the extra stages of a dense output), so that work depending on t alone
     /// can be done for all of them at once. A hint: `rhs` must not rely on it.
     fn upcoming_times(&mut self, _ts: &[f64]) {}
+    /// The fastest time scale of the solution, when the system knows it. Used
+    /// for the first step when y0 or f(t0, y0) is zero, where SciPy's estimate
+    /// has nothing to scale by and falls back to an absolute 1e-4.
+    fn time_scale(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Most stages of one attempt (DOP853: 11 stages and the FSAL evaluation).
@@ -337,7 +343,9 @@ impl Solver {
     }
 
     /// SciPy's `select_initial_step` (Hairer, Nørsett & Wanner, II.4), with
-    /// the error estimator's order. One extra rhs evaluation, counted.
+    /// the error estimator's order. One extra rhs evaluation, counted. When y0
+    /// or f(t0, y0) vanishes and the system gives its time scale, that scale
+    /// sets the step instead (no evaluation).
     fn select_initial_step<S: OdeSystem>(&mut self, sys: &mut S) -> f64 {
         if self.n == 0 {
             return f64::INFINITY;
@@ -358,6 +366,12 @@ impl Solver {
         }
         let d0 = rms(d0, self.n);
         let d1 = rms(d1, self.n);
+        if let Some(tau) = sys.time_scale().filter(|&tau| (d0 < 1e-5 || d1 < 1e-5) && tau > 0.0 && tau.is_finite()) {
+            // A local error of about rtol relative for a component varying on the
+            // scale tau: (h/tau)^(order+1) = rtol. The error control corrects it.
+            let h = tau * rtol.powf(1.0 / (order + 1.0));
+            return py_min(py_min(h, interval_length), self.opts.max_step);
+        }
         let h0 = if d0 < 1e-5 || d1 < 1e-5 {
             1e-6
         } else {

@@ -314,6 +314,46 @@ fn tiny_rtol_is_floored_like_scipy() {
     assert_eq!(s.options().rtol, 100.0 * f64::EPSILON);
 }
 
+/// y' = (t/τ²) e^{-t/τ} from y(0) = 0: y = 1 - (1 + t/τ) e^{-t/τ}. Both y0 and
+/// f(0, y0) vanish, like the deviation flow's state at t = 0.
+struct SlowStart {
+    tau: f64,
+    hint: bool,
+}
+impl OdeSystem for SlowStart {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn rhs(&mut self, t: f64, _y: &[f64], dy: &mut [f64]) {
+        dy[0] = t / (self.tau * self.tau) * (-t / self.tau).exp();
+    }
+    fn time_scale(&self) -> Option<f64> {
+        self.hint.then_some(self.tau)
+    }
+}
+
+#[test]
+fn time_scale_sets_the_first_step_when_y0_and_f0_vanish() {
+    let (tau, t_end, rtol): (f64, f64, f64) = (50.0, 1000.0, 1e-7);
+    let exact = 1.0 - (1.0 + t_end / tau) * (-t_end / tau).exp();
+    let mut nfev = [0; 2];
+    for (k, hint) in [false, true].into_iter().enumerate() {
+        let mut sys = SlowStart { tau, hint };
+        let mut s = Solver::new(Method::Dop853, 1, tol(rtol, 1e-12));
+        s.init(&mut sys, 0.0, &[0.0], t_end).unwrap();
+        s.step(&mut sys).unwrap();
+        // SciPy's estimate starts at 100 x 1e-6 here; the hint at tau rtol^(1/8)
+        let first = if hint { tau * rtol.powf(1.0 / 8.0) } else { 1e-4 };
+        assert!((s.t() - first).abs() < 1e-12 * first, "hint {hint}: first step {}", s.t());
+        while !s.finished() {
+            s.step(&mut sys).unwrap();
+        }
+        assert!((s.y()[0] - exact).abs() < 10.0 * rtol * exact, "hint {hint}: {} vs {exact}", s.y()[0]);
+        nfev[k] = s.stats().nfev;
+    }
+    assert!(nfev[1] < nfev[0], "the hint saves the ramp from 1e-4: {nfev:?}");
+}
+
 #[test]
 fn degenerate_problems_like_scipy() {
     // Empty interval: finished at once, one evaluation, y0 returned.
