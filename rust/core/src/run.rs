@@ -375,17 +375,24 @@ impl<M: Model> Simulation<M> {
                 self.started = true;
                 continue;
             }
+            // Checked between points too: one step can cover hundreds of requested
+            // times, and with the kernel metrics a point costs as much as a step.
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                self.status = Status::Cancelled;
+                break;
+            }
+            let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
             if t <= self.solver.t() {
+                // at least one point per call, so that a caller looping on short deadlines progresses
+                if past_deadline && self.next > first {
+                    break;
+                }
                 self.solver.prepare_dense(&mut self.flow);
                 self.solver.interpolate(t, &mut self.s_buf);
                 self.record(t);
                 continue;
             }
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                self.status = Status::Cancelled;
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if past_deadline {
                 break;
             }
             if !self.cfg.method.interpolates_outputs() {
@@ -609,6 +616,22 @@ mod tests {
         assert!(matches!(r.status, Status::Failed(ref s) if s.contains("max")), "{:?}", r.status);
         assert!(r.measurements.len < 12);
         assert_eq!(r.measurements.gap[..r.measurements.len], full.measurements.gap[..r.measurements.len]);
+    }
+
+    #[test]
+    fn deadline_and_cancel_are_checked_between_the_points_of_one_step() {
+        let m = Arc::new(Quadratic::new(6, 2, 1.0, 3).unwrap());
+        let spectrum = Arc::new(Spectrum::of(&*m).unwrap());
+        // 40 times in [1e-4, 1e-2]: the first step covers several of them
+        let mut sim = Simulation::new(m, spectrum, cfg(1.5, 20.0, geomspace(1e-4, 1e-2, 40), Metrics::ALL));
+        assert_eq!(sim.advance(1, None, None), 1);
+        assert!(sim.t() >= sim.cfg.times[3], "the first step ends at {}", sim.t());
+        // a deadline already passed: one more point, not the rest of the step's
+        assert_eq!(sim.advance(usize::MAX, Some(Instant::now()), None), 1);
+        let nfev = sim.result().stats.nfev;
+        assert_eq!(sim.advance(usize::MAX, None, Some(&AtomicBool::new(true))), 0);
+        let r = sim.result();
+        assert_eq!((r.status, r.measurements.len, r.stats.nfev), (Status::Cancelled, 2, nfev));
     }
 
     #[test]
