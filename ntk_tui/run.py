@@ -279,7 +279,8 @@ class Simulation:
     """A run advanced piece by piece, for live display.
 
     ``advance`` computes (with the GIL released) until ``max_points`` more
-    requested times are measured or ``max_seconds`` have passed, and returns
+    requested times are measured or ``max_seconds`` have passed (checked
+    between integration steps and between measured points), and returns
     the new measurements as a dict of arrays (keys ``"times"``, ``"output"``,
     ``"output_lin"`` and every series). The values are identical to
     :func:`simulate` on the same inputs.
