@@ -330,10 +330,10 @@ fn exp_neg<const FMA: bool>(x: f64) -> f64 {
     // Horner's below: the dependency chain is 7 multiply-adds deep instead of 13,
     // which is what bounds the vectorised row loop (its iterations are too long
     // for the processor to overlap many), and the leading terms keep Horner's rounding.
-    let (r2, c) = (r * r, &C);
+    let r2 = r * r;
     let r4 = r2 * r2;
-    let pair = |j: usize| madd::<FMA>(c[j + 1], r, c[j]);
-    let (p0, p1, p2) = (madd::<FMA>(pair(5), r2, pair(3)), madd::<FMA>(pair(9), r2, pair(7)), madd::<FMA>(c[13], r2, pair(11)));
+    let pair = |j: usize| madd::<FMA>(C[j + 1], r, C[j]);
+    let (p0, p1, p2) = (madd::<FMA>(pair(5), r2, pair(3)), madd::<FMA>(pair(9), r2, pair(7)), madd::<FMA>(C[13], r2, pair(11)));
     let high = madd::<FMA>(p2, r4 * r4, madd::<FMA>(p1, r4, p0));
     let p = horner::<FMA>(high, &C[..3], r);
     // the low bits of kk hold k; (k + 1023) << 52 is 2^k

@@ -366,13 +366,14 @@ impl Solver {
         }
         let d0 = rms(d0, self.n);
         let d1 = rms(d1, self.n);
-        if let Some(tau) = sys.time_scale().filter(|&tau| (d0 < 1e-5 || d1 < 1e-5) && tau > 0.0 && tau.is_finite()) {
+        let no_scale = d0 < 1e-5 || d1 < 1e-5;
+        if let Some(tau) = sys.time_scale().filter(|&tau| no_scale && tau > 0.0 && tau.is_finite()) {
             // A local error of about rtol relative for a component varying on the
             // scale tau: (h/tau)^(order+1) = rtol. The error control corrects it.
             let h = tau * rtol.powf(1.0 / (order + 1.0));
             return py_min(py_min(h, interval_length), self.opts.max_step);
         }
-        let h0 = if d0 < 1e-5 || d1 < 1e-5 {
+        let h0 = if no_scale {
             1e-6
         } else {
             0.01 * d0 / d1
