@@ -31,7 +31,7 @@ __all__ = ["RunScreen"]
 
 TABS = (("setup", "Setup"), ("gap", "Gap"), ("weights", "Weights"), ("kernel", "Kernel"))
 ADVANCE_SECONDS = 0.05  # engine slice between cancel checks
-REDRAW_SECONDS = 0.1  # at most ~10 plot updates per second
+REDRAW_SECONDS = 0.25  # at most 4 plot updates per second
 
 
 class RunScreen(WorkerScreen):
