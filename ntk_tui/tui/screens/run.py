@@ -233,7 +233,7 @@ class RunScreen(WorkerScreen):
             while not sim.done:
                 if cancel.is_set():
                     break
-                # short slices keep Cancel prompt; the plots are redrawn at most ~10 times a second
+                # short slices keep Cancel prompt; the plots are redrawn at most 4 times a second
                 sim.advance(max_seconds=ADVANCE_SECONDS)
                 if cancel.is_set() and not sim.done:
                     break
