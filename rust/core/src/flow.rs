@@ -135,7 +135,8 @@ fn expm1_neg(x: f64) -> f64 {
 }
 
 /// The ODE for s = α² (w - wbar) plus every buffer a step needs (no allocation
-/// in `rhs`). After `evaluate(t, s)` the public fields hold that point's state.
+/// in `rhs`). After `evaluate(t, s)` the public fields hold that point's state
+/// (after `evaluate_outputs`, all but rem and j0s).
 pub struct DeviationFlow<M: Model> {
     pub model: Arc<M>,
     pub alpha: f64,
@@ -246,6 +247,18 @@ impl<M: Model> DeviationFlow<M> {
         self.nonlinear_part(s);
     }
 
+    /// Fills rbar, dbar, d, e, r at (t, s) for a measurement that needs no more
+    /// of the model's state: by the model's fused pass without its backward half
+    /// where it has one (which leaves the deviation of dj_mul/djt_mul unset).
+    pub fn evaluate_outputs(&mut self, t: f64, s: &[f64]) {
+        self.linear_part(t);
+        self.deviation(s);
+        let io = FusedIo { dbar: &self.dbar, s, rbar: &self.rbar, alpha: self.alpha, e: &mut self.e, r: &mut self.r, ds: None };
+        if !self.model.fused_rhs(&mut self.ws, io) {
+            self.nonlinear_part(s);
+        }
+    }
+
     /// The rest of `evaluate`, once `linear_part` is done.
     fn nonlinear_part(&mut self, s: &[f64]) {
         let a = self.alpha;
@@ -287,7 +300,7 @@ impl<M: Model> OdeSystem for DeviationFlow<M> {
             alpha: self.alpha,
             e: &mut self.e,
             r: &mut self.r,
-            ds: &mut *ds,
+            ds: Some(&mut *ds),
         };
         if !self.model.fused_rhs(&mut self.ws, io) {
             self.deviation(s);

@@ -95,7 +95,8 @@ pub trait Model: Send + Sync {
     fn djt_mul(&self, ws: &mut Self::Work, y: &[f64], out: &mut [f64]);
     /// Optional fused right-hand side of the deviation flow (see `flow.rs`): from
     /// dbar, s and rbar (so d = w - w0 = dbar + s/α²), writes
-    /// e = r - rbar = -(J0 s)/α - α Rem(d), r and ds/dt = α (J0^T e + ΔJ(d)^T r)
+    /// e = r - rbar = -(J0 s)/α - α Rem(d), r and, unless `io.ds` is None (a
+    /// measurement, which needs e and r alone), ds/dt = α (J0^T e + ΔJ(d)^T r)
     /// in one pass over the model. Returns false when the model has none (the flow
     /// then calls set_deviation, j0_mul, pullback). Does not set the deviation
     /// used by dj_mul/djt_mul.
@@ -118,8 +119,8 @@ pub struct FusedIo<'a> {
     pub alpha: f64,
     pub e: &'a mut [f64],
     pub r: &'a mut [f64],
-    /// ds/dt
-    pub ds: &'a mut [f64],
+    /// ds/dt, or None to compute e and r only
+    pub ds: Option<&'a mut [f64]>,
 }
 
 /// Any model family, for batches and the bindings (static dispatch through

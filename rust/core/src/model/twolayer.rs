@@ -489,8 +489,10 @@ impl Model for TwoLayer {
             1.0,
             Par::Seq,
         );
-        let (ga, gu) = ds.split_at_mut(m);
-        ga.fill(0.0);
+        let mut grad = ds.map(|ds| ds.split_at_mut(m));
+        if let Some((ga, _)) = &mut grad {
+            ga.fill(0.0);
+        }
         for (bi, rows) in self.blocks().enumerate() {
             let nb = rows.len();
             matmul(
@@ -512,13 +514,16 @@ impl Model for TwoLayer {
                 let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u);
                 e[j] = -(j0s / alpha + alpha * rem);
                 r[j] = rbar[j] + e[j];
+                let Some((ga, _)) = &mut grad else { continue };
                 // ds = α (J0^T e + ΔJ^T r): α goes into the row's coefficients
                 let c = &mut ws.cb[lj * m..(lj + 1) * m];
                 let (ea, ra) = (alpha * e[j] * self.inv_sqrt_mn, alpha * r[j] * self.inv_sqrt_mn);
                 let (ej, rj) = (alpha * e[j] * self.inv_sqrt_n, alpha * r[j] * self.inv_sqrt_n);
                 kernels::row_update(ga, s0, &ws.d1_row, ea, ra, c, a0, s1, &ws.e1_row, &ws.da, ej, rj);
             }
-            self.ct_times_x_rows(&ws.cb, rows, gu, bi > 0);
+            if let Some((_, gu)) = &mut grad {
+                self.ct_times_x_rows(&ws.cb, rows, gu, bi > 0);
+            }
         }
         true
     }
@@ -663,13 +668,18 @@ mod tests {
                 m.pullback(&mut ws, &e, &r, &mut grad);
                 grad.iter_mut().for_each(|g| *g *= alpha);
                 let (mut ef, mut rf, mut gf) = (vec![0.0; n], vec![0.0; n], vec![0.0; p]);
-                let io = FusedIo { dbar: &dbar, s: &s, rbar: &rbar, alpha, e: &mut ef, r: &mut rf, ds: &mut gf };
+                let io = FusedIo { dbar: &dbar, s: &s, rbar: &rbar, alpha, e: &mut ef, r: &mut rf, ds: Some(&mut gf) };
                 assert!(m.fused_rhs(&mut m.work(), io));
                 let close = |a: &[f64], b: &[f64]| {
                     let sc = b.iter().fold(0.0f64, |x, y| x.max(y.abs()));
                     a.iter().zip(b).all(|(u, v)| (u - v).abs() <= 1e-12 * sc)
                 };
                 assert!(close(&ef, &e) && close(&rf, &r) && close(&gf, &grad), "{act:?} {scale}");
+                // without ds (a measurement): the same e and r
+                let (mut eo, mut ro) = (vec![0.0; n], vec![0.0; n]);
+                let io = FusedIo { dbar: &dbar, s: &s, rbar: &rbar, alpha, e: &mut eo, r: &mut ro, ds: None };
+                assert!(m.fused_rhs(&mut m.work(), io));
+                assert_eq!((eo, ro), (ef, rf), "{act:?} {scale}");
             }
         }
     }
