@@ -388,7 +388,10 @@ def test_metrics_selection_skips_the_rest() -> None:
     assert np.all(np.isnan(run.kernel_drift)) and np.all(np.isnan(run.weight_change))
     assert np.all(np.isfinite(run.gap))
     full = nt.simulate(model, 10.0, 10.0)
-    np.testing.assert_array_equal(run.gap, full.gap)
+    # same trajectory; without ΔJ metrics a point is measured by the fused forward
+    # pass instead of the separate products, which differ only by rounding
+    # (7e-16 relative measured), far below the integration's own error
+    np.testing.assert_allclose(run.gap, full.gap, rtol=1e-13, atol=0)
 
 
 def test_integration_failure_keeps_partial_run() -> None:
