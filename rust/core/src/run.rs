@@ -543,6 +543,14 @@ mod tests {
         (0..k).map(|i| a * (b / a).powf(i as f64 / (k - 1) as f64)).collect()
     }
 
+    /// A centred tanh net of width `mw` on n random points in R^d.
+    fn tanh_net(n: usize, d: usize, mw: usize, data_seed: u64, init_seed: u64) -> Arc<TwoLayer> {
+        let mut rng = Rng::new(data_seed);
+        let x = rng.normal_vec(n * d, 0.5);
+        let y = rng.normal_vec(n, 1.0);
+        Arc::new(TwoLayer::new(x, n, d, y, mw, Activation::Tanh, init_seed, None, true).unwrap())
+    }
+
     fn last_gap(r: &RunResult) -> f64 {
         r.measurements.gap[r.measurements.len - 1]
     }
@@ -590,11 +598,7 @@ mod tests {
         // correction: between alpha = 1e6 and 1e8 it may change by ~1e-6 relative
         // only if the formulation keeps the gap's relative accuracy (a direct
         // integration of w would be off by orders of magnitude at alpha = 1e8).
-        let (n, d, mw) = (6, 3, 16);
-        let mut rng = Rng::new(5);
-        let x = rng.normal_vec(n * d, 0.5);
-        let y = rng.normal_vec(n, 1.0);
-        let m = Arc::new(TwoLayer::new(x, n, d, y, mw, Activation::Tanh, 0, None, true).unwrap());
+        let m = tanh_net(6, 3, 16, 5, 0);
         let scaled: Vec<f64> = [1e4, 1e6, 1e8]
             .iter()
             .map(|&a| {
@@ -649,11 +653,7 @@ mod tests {
         // batched per step; with ΔJ metrics they take evaluate. The same values
         // up to rounding (measured: 6e-16 relative), and chunked calls batch
         // them alike (bit-identical).
-        let (n, d, mw) = (7, 3, 40);
-        let mut rng = Rng::new(11);
-        let x = rng.normal_vec(n * d, 0.5);
-        let y = rng.normal_vec(n, 1.0);
-        let m = Arc::new(TwoLayer::new(x, n, d, y, mw, Activation::Tanh, 2, None, true).unwrap());
+        let m = tanh_net(7, 3, 40, 11, 2);
         let times = geomspace(1e-3, 30.0, 60);
         let cfg = |metrics| RunConfig::new(2.0, 30.0, times.clone(), "dop853", 1e-8, 1e-12, 100_000, metrics).unwrap();
         let state = Metrics { jacobian_drift: true, ..Metrics::GAP_ONLY };
