@@ -475,8 +475,10 @@ impl<M: Model> Simulation<M> {
         self.meas.loss[i] = 0.5 * res * res;
         self.meas.loss_lin[i] = 0.5 * res_lin * res_lin;
         let metrics = self.cfg.metrics;
-        let wc = norm(&f.d);
-        if metrics.weight_change || metrics.lip_dh_path {
+        // ||w - w0||, a pass over all p parameters: only for the metrics that use it
+        let wants_wc = metrics.weight_change || metrics.lip_dh_path;
+        let wc = if wants_wc { norm(&f.d) } else { 0.0 };
+        if wants_wc {
             self.meas.weight_change[i] = wc;
             self.meas.weight_change_lin[i] = norm(&f.dbar);
         }
