@@ -1,7 +1,7 @@
 //! The converse model of Theorem 1.3 (seed Appendix B; THEORY.md 4.1):
 //! h(w) = a w + (b/2) w², a = 1/sqrt(T), b = sign Lip(Dh), w0 = 0, y* = sqrt(2 R0).
 
-use super::{LipKind, Model};
+use super::{FusedIo, LipKind, Model};
 use crate::error::{check, Error, Result};
 
 #[derive(Clone, Debug)]
@@ -102,6 +102,25 @@ impl Model for Converse {
     fn pullback(&self, ws: &mut ConverseWork, e: &[f64], r: &[f64], out: &mut [f64]) {
         out[0] = self.a * e[0] + self.b * ws.d * r[0];
     }
+    /// The flow's generic sequence (deviation, remainder, J0 s, pullback) in
+    /// scalars, with the same operations in the same order: a Converse run is
+    /// a few flops per evaluation, so the generic path's calls and slices were
+    /// most of its cost.
+    fn fused_rhs(&self, ws: &mut ConverseWork, io: FusedIo<'_>) -> bool {
+        let a = io.alpha;
+        let s = io.s[0];
+        let d = io.dbar[0] + 1.0 / (a * a) * s;
+        ws.d = d;
+        let rem = 0.5 * self.b * d * d;
+        let e = -(self.a * s / a + a * rem);
+        let r = io.rbar[0] + e;
+        io.e[0] = e;
+        io.r[0] = r;
+        if let Some(ds) = io.ds {
+            ds[0] = a * (self.a * e + self.b * d * r);
+        }
+        true
+    }
     fn dj_mul(&self, ws: &mut ConverseWork, x: &[f64], out: &mut [f64]) {
         out[0] = self.b * ws.d * x[0];
     }
@@ -120,6 +139,27 @@ mod tests {
         let m = Converse::new(10.0, 0.5, 2.0, -1).unwrap();
         assert!(testing::jacobian_fd_error(&m, &[0.3]) < 1e-8);
         testing::check_deviation_ops(&m, &[0.2], 1e-12);
+    }
+
+    /// Same operations in the same order: the fused right-hand side equals the
+    /// flow's generic sequence bit for bit.
+    #[test]
+    fn fused_rhs_equals_the_separate_operations() {
+        for (sign, alpha, dbar, s, rbar) in [(1, 1.0, 0.3, -0.2, 1.1), (-1, 37.0, 1e-3, 2.5, 0.4), (1, 1e-3, 7.0, 1e-9, -0.1)] {
+            let m = Converse::new(3.0, 0.5, 2.5, sign).unwrap();
+            let mut ws = m.work();
+            let (mut rem, mut j0s, mut grad) = ([0.0], [0.0], [0.0]);
+            let dev = [dbar + 1.0 / (alpha * alpha) * s];
+            m.set_deviation(&mut ws, &dev, &mut rem);
+            m.j0_mul(&mut ws, &[s], &mut j0s);
+            let e = -(j0s[0] / alpha + alpha * rem[0]);
+            let r = rbar + e;
+            m.pullback(&mut ws, &[e], &[r], &mut grad);
+            let (mut ef, mut rf, mut ds) = ([0.0], [0.0], [0.0]);
+            let io = FusedIo { dbar: &[dbar], s: &[s], rbar: &[rbar], alpha, e: &mut ef, r: &mut rf, ds: Some(&mut ds) };
+            assert!(m.fused_rhs(&mut m.work(), io));
+            assert_eq!((ef[0], rf[0], ds[0]), (e, r, alpha * grad[0]), "sign {sign} alpha {alpha}");
+        }
     }
 
     #[test]

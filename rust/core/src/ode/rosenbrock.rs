@@ -200,6 +200,8 @@ pub(crate) fn attempt<S: OdeSystem>(
         nfev += w.differentiate(sys, t, y, f);
     }
     w.factor(h);
+    // stages 4 and 5 and the FSAL evaluation share t + h
+    sys.upcoming_times(&[t + C[1] * h, t + C[2] * h, t + C[3] * h, t + h]);
     for s in 0..6 {
         let (done, rest) = k.split_at_mut(s * n);
         let ks = &mut rest[..n];
