@@ -115,7 +115,8 @@ impl Work {
     }
 
     /// J and ∂f/∂t at (t, y) by forward differences (Hairer's increments
-    /// sqrt(eps · max(1e-5, |y_j|))); returns the evaluations used.
+    /// sqrt(eps · max(1e-5, |y_j|)), and `time_increment(t)`); returns the
+    /// evaluations used.
     fn differentiate<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], f: &[f64]) -> u64 {
         let n = self.n;
         self.y_pert.copy_from_slice(y);
@@ -127,8 +128,7 @@ impl Work {
             self.y_pert[j] = y[j];
             forward_difference(col, &self.f_pert, f, delta);
         }
-        let dt = (f64::EPSILON * t.abs().max(1e-5)).sqrt();
-        let dt = (t + dt) - t;
+        let dt = time_increment(t);
         sys.rhs(t + dt, y, &mut self.f_pert);
         forward_difference(&mut self.fx, &self.f_pert, f, dt);
         self.fresh = true;
@@ -157,19 +157,30 @@ impl Work {
         );
     }
 
+    #[inline]
     fn solve(&mut self, x: &mut [f64]) {
-        let n = self.n;
-        if n == 1 {
+        if self.n == 1 {
             // A scalar system is one division (faer's general path costs far more).
             x[0] /= self.lu[0];
-            return;
+        } else {
+            self.solve_general(x);
         }
+    }
+
+    fn solve_general(&mut self, x: &mut [f64]) {
+        let n = self.n;
         let lu = MatRef::from_column_major_slice(&self.lu, n, n);
         // L (unit lower) and U share the in-place factors.
         let perm = PermRef::new_checked(&self.perm, &self.perm_inv, n);
         let rhs = MatMut::from_column_major_slice_mut(x, n, 1);
         solve::solve_in_place(lu, lu, perm, rhs, Par::Seq, MemStack::new(&mut self.mem));
     }
+}
+
+/// The step of the forward difference in t (exactly representable as t + dt - t).
+fn time_increment(t: f64) -> f64 {
+    let dt = (f64::EPSILON * t.abs().max(1e-5)).sqrt();
+    (t + dt) - t
 }
 
 /// out = (f_pert - f) / delta
@@ -196,12 +207,17 @@ pub(crate) fn attempt<S: OdeSystem>(
 ) -> u64 {
     let n = w.n;
     let mut nfev = 0;
+    // the times of the stages (the last two and the FSAL evaluation share t + h),
+    // after the time derivative's when the Jacobian is due
+    let stages = [t + C[1] * h, t + C[2] * h, t + C[3] * h, t + h];
     if !w.fresh {
+        let t_diff = t + time_increment(t);
+        sys.upcoming_times(&[t_diff, stages[0], stages[1], stages[2], stages[3]]);
         nfev += w.differentiate(sys, t, y, f);
+    } else {
+        sys.upcoming_times(&stages);
     }
     w.factor(h);
-    // stages 4 and 5 and the FSAL evaluation share t + h
-    sys.upcoming_times(&[t + C[1] * h, t + C[2] * h, t + C[3] * h, t + h]);
     for s in 0..6 {
         let (done, rest) = k.split_at_mut(s * n);
         let ks = &mut rest[..n];
