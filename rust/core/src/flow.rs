@@ -64,25 +64,33 @@ impl LinearFlow {
     pub fn eval_many(&mut self, ts: &[f64], out: &mut [f64]) {
         let sp = &*self.spectrum;
         let (n, k) = (sp.n, ts.len());
+        let out = &mut out[..2 * k * n];
+        if n <= 16 {
+            // tiny systems (the Converse model): plain loops, column by column of V,
+            // beat the product's call overhead, and libm's latency beats the polynomial
+            out.fill(0.0);
+            let (rbars, us) = out.split_at_mut(k * n);
+            for ((&t, rbar), u) in ts.iter().zip(rbars.chunks_exact_mut(n)).zip(us.chunks_exact_mut(n)) {
+                for (j, (&lambda, &c)) in sp.lambda.iter().zip(&self.c).enumerate() {
+                    let (decay, phi) = decay_and_phi(lambda, t, true);
+                    let (dc, pc) = (decay * c, phi * c);
+                    for ((rb, uu), v) in rbar.iter_mut().zip(u.iter_mut()).zip(sp.vectors[j..].iter().step_by(n)) {
+                        *rb += v * dc;
+                        *uu += v * pc;
+                    }
+                }
+            }
+            return;
+        }
         let coef = &mut self.coef[..2 * k * n];
         let (decay_c, phi_c) = coef.split_at_mut(k * n);
-        // the polynomial wins over many independent calls, libm's latency for a few
-        let tiny = n <= 16;
         for (i, &t) in ts.iter().enumerate() {
             let (decay_i, phi_i) = (&mut decay_c[i * n..(i + 1) * n], &mut phi_c[i * n..(i + 1) * n]);
             for j in 0..n {
-                let (decay, phi) = decay_and_phi(sp.lambda[j], t, tiny);
+                let (decay, phi) = decay_and_phi(sp.lambda[j], t, false);
                 decay_i[j] = decay * self.c[j];
                 phi_i[j] = phi * self.c[j];
             }
-        }
-        let out = &mut out[..2 * k * n];
-        if n <= 16 {
-            // tiny systems (the Converse model): plain loops beat the product's call overhead
-            for (o, x) in out.chunks_exact_mut(n).zip(coef.chunks_exact(n)) {
-                crate::model::dense::mat_vec(&sp.vectors, n, n, x, o);
-            }
-            return;
         }
         matmul(
             MatMut::from_column_major_slice_mut(out, n, 2 * k),
