@@ -476,10 +476,8 @@ impl<M: Model> Simulation<M> {
         self.meas.loss_lin[i] = 0.5 * res_lin * res_lin;
         let metrics = self.cfg.metrics;
         // ||w - w0||, a pass over all p parameters: only for the metrics that use it
-        let wants_wc = metrics.weight_change || metrics.lip_dh_path;
-        let wc = if wants_wc { norm(&f.d) } else { 0.0 };
-        if wants_wc {
-            self.meas.weight_change[i] = wc;
+        if metrics.weight_change || metrics.lip_dh_path {
+            self.meas.weight_change[i] = norm(&f.d);
             self.meas.weight_change_lin[i] = norm(&f.dbar);
         }
         if metrics.jacobian_drift || metrics.lip_dh_path {
@@ -494,6 +492,7 @@ impl<M: Model> Simulation<M> {
                 self.meas.jacobian_drift[i] = jd;
             }
             if metrics.lip_dh_path {
+                let wc = self.meas.weight_change[i];
                 if wc > 0.0 {
                     self.lip_path_max = self.lip_path_max.max(jd / wc);
                 }

@@ -115,9 +115,9 @@ impl Work {
     }
 
     /// J and ∂f/∂t at (t, y) by forward differences (Hairer's increments
-    /// sqrt(eps · max(1e-5, |y_j|)), and `time_increment(t)`); returns the
-    /// evaluations used.
-    fn differentiate<S: OdeSystem>(&mut self, sys: &mut S, t: f64, y: &[f64], f: &[f64]) -> u64 {
+    /// sqrt(eps · max(1e-5, |y_j|)) in y, `dt = time_increment(t)` in t);
+    /// returns the evaluations used.
+    fn differentiate<S: OdeSystem>(&mut self, sys: &mut S, t: f64, dt: f64, y: &[f64], f: &[f64]) -> u64 {
         let n = self.n;
         self.y_pert.copy_from_slice(y);
         for (j, col) in self.jac.chunks_exact_mut(n).enumerate() {
@@ -128,7 +128,6 @@ impl Work {
             self.y_pert[j] = y[j];
             forward_difference(col, &self.f_pert, f, delta);
         }
-        let dt = time_increment(t);
         sys.rhs(t + dt, y, &mut self.f_pert);
         forward_difference(&mut self.fx, &self.f_pert, f, dt);
         self.fresh = true;
@@ -207,15 +206,13 @@ pub(crate) fn attempt<S: OdeSystem>(
 ) -> u64 {
     let n = w.n;
     let mut nfev = 0;
-    // the times of the stages (the last two and the FSAL evaluation share t + h),
-    // after the time derivative's when the Jacobian is due
-    let stages = [t + C[1] * h, t + C[2] * h, t + C[3] * h, t + h];
+    // the time derivative's evaluation (when the Jacobian is due), then the
+    // stages' (the last two and the FSAL evaluation share t + h)
+    let dt = time_increment(t);
+    let times = [t + dt, t + C[1] * h, t + C[2] * h, t + C[3] * h, t + h];
+    sys.upcoming_times(if w.fresh { &times[1..] } else { &times });
     if !w.fresh {
-        let t_diff = t + time_increment(t);
-        sys.upcoming_times(&[t_diff, stages[0], stages[1], stages[2], stages[3]]);
-        nfev += w.differentiate(sys, t, y, f);
-    } else {
-        sys.upcoming_times(&stages);
+        nfev += w.differentiate(sys, t, dt, y, f);
     }
     w.factor(h);
     for s in 0..6 {
