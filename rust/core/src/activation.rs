@@ -217,8 +217,8 @@ impl Activation {
                     x if x < 1e-3 => tanh_row::<0, 3>(z0, t, s, b, half, row),
                     x if x < 1e-2 => tanh_row::<0, 4>(z0, t, s, b, half, row),
                     x if x < 0.1 => tanh_row::<0, 7>(z0, t, s, b, half, row),
-                    x if x < SMALL => tanh_row::<1, 7>(z0, t, s, b, half, row),
-                    _ => tanh_row::<2, 7>(z0, t, s, b, half, row),
+                    x if x < PADE_MAX => tanh_row::<1, 0>(z0, t, s, b, half, row),
+                    _ => tanh_row::<2, 0>(z0, t, s, b, half, row),
                 }
                 if self == Activation::Sigmoid {
                     crate::kernels::scale(out.d1, 0.5);
@@ -240,12 +240,13 @@ impl Activation {
 
 /// tanh increments of units at z0*h (t = tanh, s = sech² there) moved by b*h,
 /// h = `half` (1 for tanh; 1/2 for sigmoid(x) = (1 + tanh(x/2))/2, whose
-/// increments the caller scales by 1/2, 1/2, 1/4). Both branches of `tanh_delta`
-/// are computed and one is selected, so the loop has no branches, and each
-/// unit takes one exponential and one division (the chain from one to the other
-/// is the bottleneck: iterations too long for the processor to overlap many).
-/// `MODE` 0: every |x| < 0.1 (series only); 1: every |x| < 0.5 (addition
-/// formula); 2: any x (both branches computed, one selected per unit).
+/// increments the caller scales by 1/2, 1/2, 1/4). Every branch a row needs is
+/// computed and one is selected per unit, so the loop has no branches; each unit
+/// takes one division, and an exponential only in rows with a move of
+/// `PADE_MAX` or more.
+/// `MODE` 0: every |x| < 0.1 (`TERMS` terms of the series of tanh x - x);
+/// 1: every |x| < `PADE_MAX` (the rational form of tanh x); 2: any x (the
+/// rational form below `PADE_MAX`, direct differences above).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, out: RowDelta<'_>) {
     #[multiversion::target::target_cfg(any(target_feature = "fma", target_arch = "aarch64"))]
@@ -257,23 +258,20 @@ fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64]
     let (d1o, d2o, e1o) = (&mut out.d1[..n], &mut out.d2[..n], &mut out.e1[..n]);
     for i in 0..n {
         let x = b[i] * half;
-        let ax = x.abs();
-        let small = ax < SMALL;
-        // One exponential per unit: of the move x (addition formula, |x| < 0.5)
-        // or of the new pre-activation z (direct differences, |x| >= 0.5).
-        let z = madd::<FMA>(z0[i], half, x);
-        let e = if MODE == 0 { 0.0 } else { exp_neg::<FMA>(-2.0 * if MODE == 2 && !small { z.abs() } else { ax }) };
-        // Addition formula tanh(z0+x) - tanh(z0) = s tb / (1 + t tb) with tb = N/P:
-        // below 0.1 N = tanh x from the series and P = 1, above N = ±(1 - e) and
-        // P = 1 + e (e = exp(-2|x|)); M = P (tanh x - x).
-        let series = tanh_minus_id_series_n::<TERMS, FMA>(x);
-        let (num, p, m) = if MODE == 0 || ax < 0.1 {
+        let small = x.abs() < PADE_MAX;
+        // Addition formula tanh(z0+x) - tanh(z0) = s tb / (1 + t tb) with
+        // tb = tanh x = N/P and M = P (tanh x - x), from the series (P = 1) or the
+        // rational form (clamped: its value is not used for larger moves).
+        let (num, p, m) = if MODE == 0 {
+            let series = tanh_minus_id_series_n::<TERMS, FMA>(x);
             (x + series, 1.0, series)
         } else {
-            let num = if x < 0.0 { e - 1.0 } else { 1.0 - e };
-            (num, 1.0 + e, madd::<FMA>(-x, 1.0 + e, num))
+            tanh_rational::<FMA>(x.clamp(-PADE_MAX, PADE_MAX))
         };
-        // the one division: by P + t N (>= (1 - tanh 0.5) P), or by 1 + e for large moves
+        // the one division: by P + t N (>= (1 - tanh PADE_MAX) P: see PADE_MAX), or
+        // by 1 + e for large moves, e = exp(-2|z|) of the new pre-activation z
+        let z = madd::<FMA>(z0[i], half, x);
+        let e = if MODE == 2 { exp_neg::<FMA>(-2.0 * z.abs()) } else { 0.0 };
         let den = if MODE == 2 && !small { 1.0 + e } else { madd::<FMA>(t[i], num, p) };
         let q = 1.0 / den;
         let mut d1 = s[i] * num * q;
@@ -291,6 +289,46 @@ fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64]
         d2o[i] = d2;
         e1o[i] = e1;
     }
+}
+
+/// Below this |x| the row path takes tanh x from its rational form. Up to 2 the
+/// addition formula's denominator loses at most a factor 1 - tanh 2 = 1/28 to
+/// cancellation, no more than the direct difference tanh z - tanh z0 loses in the
+/// same case (saturated units moving towards the other side).
+const PADE_MAX: f64 = 2.0;
+
+/// (N, P, M) with tanh x = N / P and M = P (tanh x - x) = N - x P, for |x| <= 2,
+/// with no exponential: N = x n(x²) and P = p(x²) are the numerator and the
+/// denominator of the 11th convergent of Lambert's continued fraction
+/// tanh x = x / (1 + x²/(3 + x²/(5 + ...))), scaled to p(0) = 1, and M = x³ q(x²)
+/// with q = (n - p) / x². All the coefficients of n and p are positive and all
+/// those of q negative, so nothing cancels; the truncation error is below 2e-18
+/// relative for |x| <= 2 (and smaller below), for tanh x and tanh x - x alike.
+#[inline(always)]
+fn tanh_rational<const FMA: bool>(x: f64) -> (f64, f64, f64) {
+    const N: [f64; 6] = [1.0, 10.0 / 69.0, 4.0 / 805.0, 8.0 / 137_655.0, 1.0 / 4_212_243.0, 2.0 / 8_108_567_775.0];
+    const P: [f64; 7] = [
+        1.0,
+        11.0 / 23.0,
+        5.0 / 161.0,
+        4.0 / 6555.0,
+        2.0 / 468_027.0,
+        1.0 / 105_306_075.0,
+        1.0 / 316_234_143_225.0,
+    ];
+    const Q: [f64; 6] = [
+        -1.0 / 3.0,
+        -3.0 / 115.0,
+        -4.0 / 7245.0,
+        -1.0 / 247_779.0,
+        -1.0 / 108_114_237.0,
+        -1.0 / 316_234_143_225.0,
+    ];
+    let y = x * x;
+    let n = horner::<FMA>(N[5], &N[..5], y);
+    let p = horner::<FMA>(P[6], &P[..6], y);
+    let q = horner::<FMA>(Q[5], &Q[..5], y);
+    (x * n, p, x * y * q)
 }
 
 /// a b + c, fused where the target has FMA (a compile-time choice per target).
@@ -610,6 +648,26 @@ mod tests {
     }
 
     #[test]
+    fn rational_tanh_keeps_full_precision() {
+        // tanh x - x against its series below 0.1, where the series is exact to 1e-17
+        for x in [1e-9, 1e-4, 3e-3, 0.05, 0.099, -0.07] {
+            let (_, p, m) = tanh_rational::<false>(x);
+            let series = tanh_minus_id_series(x);
+            assert!((m / p - series).abs() <= 4e-16 * series.abs(), "x = {x}: {} vs {series}", m / p);
+        }
+        // tanh x against libm up to PADE_MAX, and tanh x - x against the direct
+        // difference, which is accurate to a few ulps of x there
+        for i in 1..=200 {
+            let x = PADE_MAX * i as f64 / 200.0;
+            for x in [x, -x] {
+                let (num, p, m) = tanh_rational::<false>(x);
+                assert!((num / p - x.tanh()).abs() <= 4e-16 * x.tanh().abs(), "x = {x}");
+                assert!((m / p - (x.tanh() - x)).abs() <= 4e-16 * x.abs(), "x = {x}");
+            }
+        }
+    }
+
+    #[test]
     fn helper_series_match_direct() {
         for &x in &[0.09, 0.04, 0.01] {
             let rel = |a: f64, b: f64| ((a - b) / b).abs();
@@ -624,8 +682,9 @@ mod tests {
         for act in ALL {
             let z0: Vec<f64> = (0..37).map(|i| (i as f64 - 18.0) * 0.17).collect();
             let bases = Bases::new(act, &z0);
-            // every row variant: 3 and 4 series terms, series, addition formula, direct
-            for scale in [1e-9, 1e-5, 5e-3, 0.05, 0.3, 3.0] {
+            // every row variant: 3, 4 and 7 series terms, the rational form, and
+            // rows with moves beyond PADE_MAX (direct differences there)
+            for scale in [1e-9, 1e-5, 5e-3, 0.05, 0.3, 3.0, 10.0] {
                 let b: Vec<f64> = (0..37).map(|i| scale * ((i * 7 % 11) as f64 / 11.0 - 0.5)).collect();
                 let (mut d1, mut d2, mut e1) = (vec![0.0; 37], vec![0.0; 37], vec![0.0; 37]);
                 act.delta_row(&bases, 0..37, &b, RowDelta { d1: &mut d1, d2: &mut d2, e1: &mut e1 });
