@@ -11,6 +11,7 @@
 //! or a Taylor series (erf) for small `b`, and direct differences for large `b`.
 
 use crate::error::{Error, Result};
+use pulp::{Arch, Simd, WithSimd};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -198,12 +199,37 @@ pub struct RowDelta<'a> {
     pub e1: &'a mut [f64],
 }
 
+/// Weights of the two sums the two-layer network's right-hand side takes from
+/// a row's increments, Σ (a0 D2 + δa D1) and Σ s0 s_a (see `delta_row_sums`).
+#[derive(Clone, Copy)]
+pub struct SumWeights<'a> {
+    pub a0: &'a [f64],
+    pub da: &'a [f64],
+    pub s0: &'a [f64],
+    pub sa: &'a [f64],
+}
+
 impl Activation {
     /// Increments of the units `range` of `bases` moved by `b` (one entry per unit).
     /// tanh and sigmoid take a branch-free, vectorised path (same formulas as
     /// `delta`, with a vectorisable exp); erf and softplus go unit by unit.
     pub fn delta_row(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>) {
+        self.row_increments(bases, range, b, out, None);
+    }
+
+    /// `delta_row`, and the row sums [Σ (a0 D2 + δa D1), Σ s0 s_a] of `w`,
+    /// equal to the bit to `kernels::row_sums` on `delta_row`'s output. Rows of
+    /// small moves compute both in one pass, so the increments are not read
+    /// back; `out.d2` is scratch (D2 goes into the first sum and may not be kept).
+    pub fn delta_row_sums(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>, w: SumWeights<'_>) -> [f64; 2] {
+        self.row_increments(bases, range, b, out, Some(w))
+    }
+
+    fn row_increments(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>, w: Option<SumWeights<'_>>) -> [f64; 2] {
         let (z0, t, s) = (&bases.z0[range.clone()], &bases.t()[range.clone()], &bases.sech2()[range.clone()]);
+        let row_sums = |w: Option<SumWeights<'_>>, d1: &[f64], d2: &[f64]| {
+            w.map_or([0.0; 2], |w| crate::kernels::row_sums(w.a0, d2, w.da, d1, w.s0, w.sa))
+        };
         match self {
             Activation::Tanh | Activation::Sigmoid => {
                 let half = if self == Activation::Sigmoid { 0.5 } else { 1.0 };
@@ -213,18 +239,27 @@ impl Activation {
                 // stays below 1e-17 with K = 3 for |x| < 1e-3 and K = 4 for |x| < 1e-2.
                 let xmax = half * crate::kernels::max_abs(b);
                 let row = RowDelta { d1: &mut *out.d1, d2: &mut *out.d2, e1: &mut *out.e1 };
-                match xmax {
-                    x if x < 1e-3 => tanh_row::<0, 3>(z0, t, s, b, half, row),
-                    x if x < 1e-2 => tanh_row::<0, 4>(z0, t, s, b, half, row),
-                    x if x < 0.1 => tanh_row::<0, 7>(z0, t, s, b, half, row),
-                    x if x < PADE_MAX => tanh_row::<1, 0>(z0, t, s, b, half, row),
-                    _ => tanh_row::<2, 0>(z0, t, s, b, half, row),
-                }
+                let mut sums = match xmax {
+                    x if x < 1e-3 => series_row::<3>(t, s, b, half, row, w),
+                    x if x < 1e-2 => series_row::<4>(t, s, b, half, row, w),
+                    x if x < 0.1 => series_row::<7>(t, s, b, half, row, w),
+                    x => {
+                        if x < PADE_MAX {
+                            tanh_row::<false>(z0, t, s, b, half, row);
+                        } else {
+                            tanh_row::<true>(z0, t, s, b, half, row);
+                        }
+                        row_sums(w, out.d1, out.d2)
+                    }
+                };
                 if self == Activation::Sigmoid {
                     crate::kernels::scale(out.d1, 0.5);
                     crate::kernels::scale(out.d2, 0.5);
                     crate::kernels::scale(out.e1, 0.25);
+                    // the first sum is linear in D1 and D2 (scaling by 1/2 is exact)
+                    sums[0] *= 0.5;
                 }
+                sums
             }
             _ => {
                 for (i, k) in range.enumerate() {
@@ -233,22 +268,160 @@ impl Activation {
                     out.d2[i] = d.d2;
                     out.e1[i] = d.e1;
                 }
+                row_sums(w, out.d1, out.d2)
             }
         }
     }
 }
 
+/// Rows whose moves x = b h are all below 0.1: `K` terms of the series of
+/// tanh x - x in the addition formula (see `tanh_row`), and the row sums of `w`
+/// if given, in one pass of explicit SIMD (the compiler vectorises no sums).
+fn series_row<const K: usize>(t: &[f64], s: &[f64], b: &[f64], half: f64, out: RowDelta<'_>, w: Option<SumWeights<'_>>) -> [f64; 2] {
+    let arch = Arch::new();
+    match w {
+        // tanh: x = b (no multiplication by h), and s0 is t (not loaded twice)
+        Some(w) if half == 1.0 && std::ptr::eq(w.s0, t) => arch.dispatch(SeriesRow::<K, true, true> { t, s, b, half, out, w }),
+        Some(w) => arch.dispatch(SeriesRow::<K, true, false> { t, s, b, half, out, w }),
+        None => {
+            let w = SumWeights { a0: &[], da: &[], s0: &[], sa: &[] };
+            arch.dispatch(SeriesRow::<K, false, false> { t, s, b, half, out, w })
+        }
+    }
+}
+
+struct SeriesRow<'a, const K: usize, const SUMS: bool, const TANH: bool> {
+    t: &'a [f64],
+    s: &'a [f64],
+    b: &'a [f64],
+    half: f64,
+    out: RowDelta<'a>,
+    w: SumWeights<'a>,
+}
+
+/// tanh x - x from its first `K` terms, as `tanh_minus_id_series_n` (same
+/// operations, so the same results), on a vector of moves.
+#[inline(always)]
+fn tanh_minus_id_series_simd<S: Simd, const K: usize>(simd: S, x: S::f64s) -> S::f64s {
+    let c = TANH_SERIES;
+    let x2 = simd.mul_f64s(x, x);
+    let (mut acc, horner_terms) = if K == 7 {
+        let high = simd.mul_add_f64s(simd.splat_f64s(c[6]), x2, simd.splat_f64s(c[5]));
+        let low = simd.mul_add_f64s(simd.splat_f64s(c[4]), x2, simd.splat_f64s(c[3]));
+        (simd.mul_add_f64s(high, simd.mul_f64s(x2, x2), low), 3)
+    } else {
+        (simd.splat_f64s(0.0), K)
+    };
+    for j in (0..horner_terms).rev() {
+        acc = simd.mul_add_f64s(acc, x2, simd.splat_f64s(c[j]));
+    }
+    simd.mul_f64s(simd.mul_f64s(acc, x2), x)
+}
+
+/// D1, D2, E1 of a vector of units (t = tanh, s = sech² at z0) moved by x < 0.1:
+/// the addition formula of `tanh_row` with tanh x = x + (tanh x - x) from the
+/// series (N = x + M, P = 1).
+#[inline(always)]
+fn series_unit<S: Simd, const K: usize>(simd: S, x: S::f64s, t: S::f64s, s: S::f64s) -> [S::f64s; 3] {
+    let series = tanh_minus_id_series_simd::<S, K>(simd, x);
+    let num = simd.add_f64s(x, series);
+    let q = simd.div_f64s(simd.splat_f64s(1.0), simd.mul_add_f64s(t, num, simd.splat_f64s(1.0)));
+    let d1 = simd.mul_f64s(simd.mul_f64s(s, num), q);
+    let xt = simd.neg_f64s(simd.mul_f64s(x, t));
+    let d2 = simd.mul_f64s(simd.mul_f64s(s, simd.mul_add_f64s(xt, num, series)), q);
+    let e1 = simd.mul_f64s(simd.neg_f64s(d1), simd.mul_add_f64s(simd.splat_f64s(2.0), t, d1));
+    [d1, d2, e1]
+}
+
+impl<const K: usize, const SUMS: bool, const TANH: bool> WithSimd for SeriesRow<'_, K, SUMS, TANH> {
+    type Output = [f64; 2];
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> [f64; 2] {
+        let SeriesRow { t, s, b, half, out, w } = self;
+        let n = b.len();
+        let (th, tt) = S::as_simd_f64s(&t[..n]);
+        let (sh, st) = S::as_simd_f64s(&s[..n]);
+        let (bh, bt) = S::as_simd_f64s(b);
+        let (d1h, d1t) = S::as_mut_simd_f64s(&mut out.d1[..n]);
+        let (d2h, d2t) = S::as_mut_simd_f64s(&mut out.d2[..n]);
+        let (e1h, e1t) = S::as_mut_simd_f64s(&mut out.e1[..n]);
+        let w = if SUMS { SumWeights { a0: &w.a0[..n], da: &w.da[..n], s0: &w.s0[..n], sa: &w.sa[..n] } } else { w };
+        let ((a0h, a0t), (dah, dat)) = (S::as_simd_f64s(w.a0), S::as_simd_f64s(w.da));
+        let ((s0h, s0t), (sah, sat)) = (S::as_simd_f64s(w.s0), S::as_simd_f64s(w.sa));
+        let hv = simd.splat_f64s(half);
+        let zero = simd.splat_f64s(0.0);
+        // Two sets of accumulators on alternate vectors, in the order of
+        // kernels::row_sums (both give the same sums to the bit). A macro, not a
+        // closure: the body must be inlined where the target features are enabled.
+        let (mut acc0, mut acc1) = ([zero; 2], [zero; 2]);
+        macro_rules! unit {
+            ($i:expr, $acc:ident) => {{
+                let i = $i;
+                let x = if TANH { bh[i] } else { simd.mul_f64s(bh[i], hv) };
+                let [d1, d2, e1] = series_unit::<S, K>(simd, x, th[i], sh[i]);
+                (d1h[i], e1h[i]) = (d1, e1);
+                if SUMS {
+                    $acc[0] = simd.mul_add_f64s(a0h[i], d2, simd.mul_add_f64s(dah[i], d1, $acc[0]));
+                    $acc[1] = simd.mul_add_f64s(if TANH { th[i] } else { s0h[i] }, sah[i], $acc[1]);
+                } else {
+                    d2h[i] = d2;
+                }
+            }};
+        }
+        let mut i = 0;
+        while i + 1 < bh.len() {
+            unit!(i, acc0);
+            unit!(i + 1, acc1);
+            i += 2;
+        }
+        if i < bh.len() {
+            unit!(i, acc0);
+        }
+        let mut sums = [0.0; 2];
+        if SUMS {
+            sums[0] = simd.reduce_sum_f64s(simd.add_f64s(acc0[0], acc1[0]));
+            sums[1] = simd.reduce_sum_f64s(simd.add_f64s(acc0[1], acc1[1]));
+        }
+        // the last units, fewer than a vector, zero-padded into one
+        let k = bt.len();
+        if k > 0 {
+            let lanes = std::mem::size_of::<S::f64s>() / 8;
+            let mut pad = [[0.0; 8]; 3];
+            for (p, v) in pad.iter_mut().zip([bt, tt, st]) {
+                p[..k].copy_from_slice(v);
+            }
+            let x = S::as_simd_f64s(&pad[0][..lanes]).0[0];
+            let (tv, sv) = (S::as_simd_f64s(&pad[1][..lanes]).0[0], S::as_simd_f64s(&pad[2][..lanes]).0[0]);
+            let d = series_unit::<S, K>(simd, simd.mul_f64s(x, hv), tv, sv);
+            let mut o = [[0.0; 8]; 3];
+            for (oj, dj) in o.iter_mut().zip(d) {
+                S::as_mut_simd_f64s(&mut oj[..lanes]).0[0] = dj;
+            }
+            d1t.copy_from_slice(&o[0][..k]);
+            d2t.copy_from_slice(&o[1][..k]);
+            e1t.copy_from_slice(&o[2][..k]);
+            if SUMS {
+                // as kernels::row_sums adds its last units
+                for j in 0..k {
+                    sums[0] += a0t[j] * o[1][j] + dat[j] * o[0][j];
+                    sums[1] += s0t[j] * sat[j];
+                }
+            }
+        }
+        sums
+    }
+}
+
 /// tanh increments of units at z0*h (t = tanh, s = sech² there) moved by b*h,
 /// h = `half` (1 for tanh; 1/2 for sigmoid(x) = (1 + tanh(x/2))/2, whose
-/// increments the caller scales by 1/2, 1/2, 1/4). Every branch a row needs is
+/// increments the caller scales by 1/2, 1/2, 1/4), for rows with a move of 0.1
+/// or more (`series_row` takes the others). Every branch a row needs is
 /// computed and one is selected per unit, so the loop has no branches; each unit
 /// takes one division, and an exponential only in rows with a move of
-/// `PADE_MAX` or more.
-/// `MODE` 0: every |x| < 0.1 (`TERMS` terms of the series of tanh x - x);
-/// 1: every |x| < `PADE_MAX` (the rational form of tanh x); 2: any x (the
-/// rational form below `PADE_MAX`, direct differences above).
+/// `PADE_MAX` or more (`DIRECT`: the rational form of tanh x below `PADE_MAX`,
+/// direct differences above; otherwise every |x| < `PADE_MAX`, rational form only).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, out: RowDelta<'_>) {
+fn tanh_row<const DIRECT: bool>(z0: &[f64], t: &[f64], s: &[f64], b: &[f64], half: f64, out: RowDelta<'_>) {
     #[multiversion::target::target_cfg(any(target_feature = "fma", target_arch = "aarch64"))]
     const FMA: bool = true;
     #[multiversion::target::target_cfg(not(any(target_feature = "fma", target_arch = "aarch64")))]
@@ -260,24 +433,19 @@ fn tanh_row<const MODE: u8, const TERMS: usize>(z0: &[f64], t: &[f64], s: &[f64]
         let x = b[i] * half;
         let small = x.abs() < PADE_MAX;
         // Addition formula tanh(z0+x) - tanh(z0) = s tb / (1 + t tb) with
-        // tb = tanh x = N/P and M = P (tanh x - x), from the series (P = 1) or the
-        // rational form (clamped: its value is not used for larger moves).
-        let (num, p, m) = if MODE == 0 {
-            let series = tanh_minus_id_series_n::<TERMS, FMA>(x);
-            (x + series, 1.0, series)
-        } else {
-            tanh_rational::<FMA>(x.clamp(-PADE_MAX, PADE_MAX))
-        };
+        // tb = tanh x = N/P and M = P (tanh x - x), from the rational form
+        // (clamped: its value is not used for larger moves).
+        let (num, p, m) = tanh_rational::<FMA>(x.clamp(-PADE_MAX, PADE_MAX));
         // the one division: by P + t N (>= (1 - tanh PADE_MAX) P: see PADE_MAX), or
         // by 1 + e for large moves, e = exp(-2|z|) of the new pre-activation z
         let z = madd::<FMA>(z0[i], half, x);
-        let e = if MODE == 2 { exp_neg::<FMA>(-2.0 * z.abs()) } else { 0.0 };
-        let den = if MODE == 2 && !small { 1.0 + e } else { madd::<FMA>(t[i], num, p) };
+        let e = if DIRECT { exp_neg::<FMA>(-2.0 * z.abs()) } else { 0.0 };
+        let den = if DIRECT && !small { 1.0 + e } else { madd::<FMA>(t[i], num, p) };
         let q = 1.0 / den;
         let mut d1 = s[i] * num * q;
         let mut d2 = s[i] * madd::<FMA>(-x * t[i], num, m) * q;
         let mut e1 = -d1 * madd::<FMA>(2.0, t[i], d1);
-        if MODE == 2 {
+        if DIRECT {
             // large moves: direct differences, tanh z = ±(1 - e) q, sech² z = 4 e q²
             let tz = if z < 0.0 { e - 1.0 } else { 1.0 - e } * q;
             let d1b = tz - t[i];
@@ -400,6 +568,18 @@ pub fn sech2(z: f64) -> f64 {
     4.0 * e / ((1.0 + e) * (1.0 + e))
 }
 
+/// Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
+/// first omitted term of the full series is < 1e-17 relative for |b| < 0.1.
+const TANH_SERIES: [f64; 7] = [
+    -1.0 / 3.0,
+    2.0 / 15.0,
+    -17.0 / 315.0,
+    62.0 / 2835.0,
+    -1382.0 / 155925.0,
+    21844.0 / 6081075.0,
+    -929569.0 / 638512875.0,
+];
+
 /// tanh(b) - b for |b| < 0.1 by its Taylor series (a polynomial, so cheap and
 /// free of the cancellation a direct subtraction would suffer).
 #[inline(always)]
@@ -410,17 +590,7 @@ fn tanh_minus_id_series(b: f64) -> f64 {
 /// The series with its first `K` terms (odd powers 3..2K+1).
 #[inline(always)]
 fn tanh_minus_id_series_n<const K: usize, const FMA: bool>(b: f64) -> f64 {
-    // Taylor coefficients of tanh beyond the linear term (odd powers 3..15); the
-    // first omitted term of the full series is < 1e-17 relative for |b| < 0.1.
-    const C: [f64; 7] = [
-        -1.0 / 3.0,
-        2.0 / 15.0,
-        -17.0 / 315.0,
-        62.0 / 2835.0,
-        -1382.0 / 155925.0,
-        21844.0 / 6081075.0,
-        -929569.0 / 638512875.0,
-    ];
+    const C: [f64; 7] = TANH_SERIES;
     let b2 = b * b;
     let acc = if K == 7 {
         // Estrin's scheme for the top four terms (a shorter dependency chain, see exp_neg)
@@ -694,6 +864,64 @@ mod tests {
                     // the cancellation in tanh(b) - b amplifies by at most 3/b² <= 300
                     let close = |x: f64, y: f64| (x - y).abs() <= 1e-13 * y.abs() + 1e-300;
                     assert!(close(d1[i], d.d1) && close(d2[i], d.d2) && close(e1[i], d.e1), "{act:?} {scale} {i}");
+                }
+            }
+        }
+    }
+
+    /// The vectorised series on `x` (whole vectors only).
+    struct SeriesProbe<'a, const K: usize>(&'a [f64], &'a mut [f64]);
+
+    impl<const K: usize> WithSimd for SeriesProbe<'_, K> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let (xh, _) = S::as_simd_f64s(self.0);
+            let (oh, _) = S::as_mut_simd_f64s(self.1);
+            for (o, &x) in oh.iter_mut().zip(xh) {
+                *o = tanh_minus_id_series_simd::<S, K>(simd, x);
+            }
+        }
+    }
+
+    #[test]
+    fn vectorised_series_equal_the_scalar_ones_to_the_bit() {
+        let x: Vec<f64> = (0..4096).map(|i| 0.1 * ((i as f64 * 0.618).fract() * 2.0 - 1.0)).collect();
+        let mut got = vec![0.0; x.len()];
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        Arch::new().dispatch(SeriesProbe::<3>(&x, &mut got));
+        assert_eq!(bits(&got), bits(&x.iter().map(|&x| tanh_minus_id_series_n::<3, true>(x)).collect::<Vec<_>>()));
+        Arch::new().dispatch(SeriesProbe::<4>(&x, &mut got));
+        assert_eq!(bits(&got), bits(&x.iter().map(|&x| tanh_minus_id_series_n::<4, true>(x)).collect::<Vec<_>>()));
+        Arch::new().dispatch(SeriesProbe::<7>(&x, &mut got));
+        assert_eq!(bits(&got), bits(&x.iter().map(|&x| tanh_minus_id_series_n::<7, true>(x)).collect::<Vec<_>>()));
+    }
+
+    #[test]
+    fn row_sums_in_the_increments_pass_equal_the_separate_sums() {
+        // lengths with and without a partial last vector, and with an odd number
+        // of whole ones; moves in every row class (one pass below 0.1, two above)
+        for act in ALL {
+            for len in [3, 12, 37, 256] {
+                let z0: Vec<f64> = (0..len).map(|i| (i as f64 * 0.618).fract() * 6.0 - 3.0).collect();
+                let bases = Bases::new(act, &z0);
+                let wt = |k: f64| -> Vec<f64> { (0..len).map(|i| (i as f64 * k).sin()).collect() };
+                let (a0, da, sa) = (wt(0.3), wt(0.7), wt(0.9));
+                let s0_copy = bases.s0.clone();
+                for scale in [1e-9, 1e-5, 5e-3, 0.05, 0.3, 3.0] {
+                    let b: Vec<f64> = (0..len).map(|i| scale * ((i * 7 % 11) as f64 / 11.0 - 0.5)).collect();
+                    let (mut d1, mut d2, mut e1) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+                    act.delta_row(&bases, 0..len, &b, RowDelta { d1: &mut d1, d2: &mut d2, e1: &mut e1 });
+                    let want = crate::kernels::row_sums(&a0, &d2, &da, &d1, &bases.s0, &sa);
+                    // s0 as the bases' own array (tanh: the same as t) and as a copy
+                    for s0 in [&bases.s0, &s0_copy] {
+                        let (mut f1, mut f2, mut g1) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+                        let w = SumWeights { a0: &a0, da: &da, s0, sa: &sa };
+                        let got = act.delta_row_sums(&bases, 0..len, &b, RowDelta { d1: &mut f1, d2: &mut f2, e1: &mut g1 }, w);
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "{act:?} {len} {scale}");
+                        assert_eq!((bits(&f1), bits(&g1)), (bits(&d1), bits(&e1)), "{act:?} {len} {scale}");
+                    }
                 }
             }
         }

@@ -8,7 +8,7 @@
 //! work, and the Taylor remainders come from `Activation::delta`.
 
 use super::{LipKind, Model, MAX_OUTPUTS, MAX_PARAMS, MAX_PREPARED};
-use crate::activation::{Activation, Bases, RowDelta};
+use crate::activation::{Activation, Bases, RowDelta, SumWeights};
 use crate::kernels::{self, dot};
 use crate::error::{check, Error, Result};
 use crate::rng::Rng;
@@ -507,9 +507,9 @@ impl Model for TwoLayer {
                 let (lj, rg) = (j - rows.start, j * m..(j + 1) * m);
                 let yb = &ws.yb[lj * m..(lj + 1) * m];
                 let out = RowDelta { d1: &mut ws.d1_row, d2: &mut ws.row, e1: &mut ws.e1_row };
-                self.activation.delta_row(&self.base, rg.clone(), yb, out);
-                let (s0, s1) = (&self.base.s0[rg.clone()], &self.base.s1[rg]);
-                let [rem, j0s_a] = kernels::row_sums(a0, &ws.row, &ws.da, &ws.d1_row, s0, &s[..m]);
+                let (s0, s1) = (&self.base.s0[rg.clone()], &self.base.s1[rg.clone()]);
+                let w = SumWeights { a0, da: &ws.da, s0, sa: &s[..m] };
+                let [rem, j0s_a] = self.activation.delta_row_sums(&self.base, rg, yb, out, w);
                 let j0s_u = dot(&self.x[j * d..(j + 1) * d], &ws.qx[j * d..(j + 1) * d]);
                 let (rem, j0s) = (rem * self.inv_sqrt_mn, j0s_a * self.inv_sqrt_mn + j0s_u);
                 e[j] = -(j0s / alpha + alpha * rem);
