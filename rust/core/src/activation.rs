@@ -227,9 +227,7 @@ impl Activation {
 
     fn row_increments(self, bases: &Bases, range: std::ops::Range<usize>, b: &[f64], out: RowDelta<'_>, w: Option<SumWeights<'_>>) -> [f64; 2] {
         let (z0, t, s) = (&bases.z0[range.clone()], &bases.t()[range.clone()], &bases.sech2()[range.clone()]);
-        let row_sums = |w: Option<SumWeights<'_>>, d1: &[f64], d2: &[f64]| {
-            w.map_or([0.0; 2], |w| crate::kernels::row_sums(w.a0, d2, w.da, d1, w.s0, w.sa))
-        };
+        let row_sums = |d1: &[f64], d2: &[f64]| w.map_or([0.0; 2], |w| crate::kernels::row_sums(w.a0, d2, w.da, d1, w.s0, w.sa));
         match self {
             Activation::Tanh | Activation::Sigmoid => {
                 let half = if self == Activation::Sigmoid { 0.5 } else { 1.0 };
@@ -249,7 +247,7 @@ impl Activation {
                         } else {
                             tanh_row::<true>(z0, t, s, b, half, row);
                         }
-                        row_sums(w, out.d1, out.d2)
+                        row_sums(out.d1, out.d2)
                     }
                 };
                 if self == Activation::Sigmoid {
@@ -268,7 +266,7 @@ impl Activation {
                     out.d2[i] = d.d2;
                     out.e1[i] = d.e1;
                 }
-                row_sums(w, out.d1, out.d2)
+                row_sums(out.d1, out.d2)
             }
         }
     }
